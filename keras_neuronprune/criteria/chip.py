@@ -1,0 +1,266 @@
+"""CHIP: channel independence measured by nuclear norms of feature maps."""
+
+import time
+
+import keras
+import numpy as np
+
+from keras_neuronprune.criteria.base_criterion import Criterion
+from keras_neuronprune.criteria.base_criterion import check_finite_scores
+from keras_neuronprune.utils.calibration import calibration_batches
+from keras_neuronprune.utils.features import call_site_map
+from keras_neuronprune.utils.features import feature_model
+from keras_neuronprune.utils.features import member_tensor
+from keras_neuronprune.utils.features import run_feature_model
+
+_METHODS = ("exact", "first_order")
+_CHUNK = 16
+
+
+def group_feature_tensors(model, group, sites):
+    """The tensors CHIP (and other activation criteria) read for a group.
+
+    These are the inputs of the layers that consume the group's channels
+    (what the next layers see, i.e. after BatchNormalization and ReLU in a
+    Conv-BN-ReLU network), one per distinct tensor; a group without
+    consumers falls back to its producers' outputs.
+
+    Returns:
+        List of `(tensor, positions)` with `positions` an int array
+        `(size, r)` on the tensor's last axis.
+    """
+    def collect(select):
+        found, seen = [], set()
+        for member in group.members:
+            if not select(member):
+                continue
+            tensor = member_tensor(model, member, sites)
+            if id(tensor) in seen:
+                continue
+            seen.add(id(tensor))
+            positions = np.asarray(member.channels).reshape(group.size, -1)
+            found.append((tensor, positions.astype("int64")))
+        return found
+
+    def spatial(entry):
+        tensor, positions = entry
+        return len(tensor.shape) > 2 or positions.shape[1] > 1
+
+    consumers = collect(lambda m: m.kind == "consumer" and m.role == "input")
+    found = [e for e in consumers if spatial(e)]
+    if not found:
+        # Consumers read pooled vectors (GlobalAveragePooling -> Dense):
+        # use the last spatial maps instead, the inputs of the layers that
+        # pool them away.
+        pooled = {
+            m.layer
+            for m in group.members
+            if m.role == "output"
+            and len(member_tensor(model, m, sites).shape) <= 2
+        }
+        found = [
+            e
+            for e in collect(lambda m: m.role == "input" and m.layer in pooled)
+            if spatial(e)
+        ]
+    if not found:
+        found = consumers or collect(
+            lambda m: m.kind == "producer" and m.role == "output"
+        )
+    if not found:
+        raise ValueError(
+            f"Channel group {group.name!r} has no producer or consumer layer "
+            "whose activations could be read."
+        )
+    return found
+
+
+def channel_matrices(activation, positions):
+    """Per-sample matrices `(N, size, P * r)`: one row per group channel.
+
+    Args:
+        activation: array `(N, ..., channels)` (channels last).
+        positions: int array `(size, r)` of channel positions per group
+            channel (r > 1 when a channel appears several times, e.g. in a
+            flattened vector).
+    """
+    n = activation.shape[0]
+    flat = activation.reshape(n, -1, activation.shape[-1])
+    gathered = flat[:, :, positions]  # (N, P, size, r)
+    gathered = np.transpose(gathered, (0, 2, 1, 3))
+    return gathered.reshape(n, positions.shape[0], -1)
+
+
+def channel_independence(matrices, method="exact"):
+    """Channel independence of every row of every sample's matrix.
+
+    `CI(c) = ||A||_* - ||A with row c zeroed||_*` for each sample matrix
+    `A` (rows = channels). The nuclear norms are obtained from the
+    eigenvalues of the Gram matrix `M = A A^T` (`||A||_* = sum sqrt(eig M)`)
+    and, for the zeroed row, of `M` with row and column `c` deleted, so the
+    exact score needs one symmetric `(C-1) x (C-1)` eigenvalue problem per
+    channel instead of one SVD of the `C x HW` feature matrix.
+    `method="first_order"` uses the directional derivative of the nuclear
+    norm instead, `CI(c) ~ (M^{1/2})_{cc}` (the row's inner product with
+    `U V^T`), which needs one eigendecomposition per sample; it is an upper
+    bound-like approximation that ignores how the remaining singular values
+    adapt.
+
+    Args:
+        matrices: array `(N, C, Q)`.
+        method: "exact" or "first_order".
+
+    Returns:
+        Float64 array `(N, C)`, non-negative up to rounding.
+    """
+    a = np.asarray(matrices, "float64")
+    if not np.all(np.isfinite(a)):
+        return np.full(a.shape[:2], np.nan)
+    gram = np.einsum("ncq,ndq->ncd", a, a)
+    n, c = gram.shape[:2]
+    # Eigenvalues of a Gram matrix below this are rounding noise; their
+    # square roots (~1e-8 of the norm) would otherwise leak into the scores.
+    floor = np.trace(gram, axis1=1, axis2=2) * c * np.finfo("float64").eps
+
+    def roots(values, floor):
+        values = np.where(values > floor, values, 0.0)
+        return np.sqrt(values)
+
+    if method == "first_order":
+        values, vectors = np.linalg.eigh(gram)
+        return np.einsum(
+            "nck,nk->nc", vectors**2, roots(values, floor[:, None])
+        )
+    full = roots(np.linalg.eigvalsh(gram), floor[:, None]).sum(-1)
+    if c == 1:
+        return full[:, None]
+    keep = np.array([[j for j in range(c) if j != i] for i in range(c)])
+    out = np.empty((n, c))
+    for start in range(0, n, _CHUNK):
+        sub = gram[start : start + _CHUNK]
+        sub = sub[:, keep[:, :, None], keep[:, None, :]]  # (n, C, C-1, C-1)
+        values = np.linalg.eigvalsh(sub)
+        out[start : start + _CHUNK] = roots(
+            values, floor[start : start + _CHUNK, None, None]
+        ).sum(-1)
+    return full[:, None] - out
+
+
+@keras.saving.register_keras_serializable(package="keras_neuronprune")
+class CHIP(Criterion):
+    """Channel independence (CHIP): nuclear-norm drop when a channel is zeroed.
+
+    For each calibration image the group's feature maps (the activations
+    the consuming layers read, flattened to a `channels x positions`
+    matrix `A`) are scored by `CI(c) = ||A||_* - ||A_{c=0}||_*`; scores are
+    averaged over images. Channels whose feature maps are linear
+    combinations of the others lose little nuclear norm and are pruned
+    first. Members reading different tensors (residual streams,
+    concatenations) are combined with `reduction`.
+
+    Cost: one `C x C` Gram matrix per image and tensor, and, with
+    `method="exact"`, `C` symmetric eigenvalue problems of size `C - 1`
+    (exact, no SVD of the `C x HW` matrix); `method="first_order"` needs
+    one eigendecomposition per image (see `channel_independence`). The
+    measured cost is in docs/criteria_advanced.md.
+
+    CHIP is a local criterion (the paper prunes each layer to a preset
+    ratio); scores of different groups are not on a common scale.
+
+    Args:
+        reduction: "sum", "mean" or "max" over member tensors.
+        method: "exact" or "first_order".
+        min_samples: fewest calibration images accepted (the paper uses
+            640; the ranking is usually stable from a few dozen).
+        max_samples: use at most this many images (None: all).
+
+    Example:
+        >>> scores = CHIP().score(ScoringContext(model, groups, data))
+
+    Reference:
+        Sui et al., "CHIP: CHannel Independence-based Pruning for Compact
+        Neural Networks", NeurIPS 2021, https://arxiv.org/abs/2110.13981
+    """
+
+    requires_data = True
+
+    def __init__(
+        self,
+        reduction="sum",
+        method="exact",
+        min_samples=32,
+        max_samples=None,
+    ):
+        super().__init__(reduction)
+        if method not in _METHODS:
+            raise ValueError(
+                f"`method` must be one of {_METHODS}. Received: "
+                f"method={method!r}"
+            )
+        if int(min_samples) < 1:
+            raise ValueError(
+                "`min_samples` must be >= 1. Received: "
+                f"min_samples={min_samples}"
+            )
+        self.method = method
+        self.min_samples = int(min_samples)
+        self.max_samples = max_samples
+        self.last_cost_seconds = None
+
+    def score(self, context):
+        start = time.perf_counter()
+        model = context.model
+        batches = calibration_batches(
+            context.data,
+            model,
+            "CHIP",
+            min_samples=self.min_samples,
+            max_samples=self.max_samples,
+        )
+        groups = [g for g in context.groups if g.prunable]
+        _, sites = call_site_map(model)
+        tensors, plan = [], {}
+        index_of = {}
+        for group in groups:
+            entries = []
+            for tensor, positions in group_feature_tensors(
+                model, group, sites
+            ):
+                if id(tensor) not in index_of:
+                    index_of[id(tensor)] = len(tensors)
+                    tensors.append(tensor)
+                entries.append((index_of[id(tensor)], positions))
+            plan[group.name] = entries
+        if not tensors:
+            return {}
+        sums = {
+            name: [np.zeros(len(e[1])) for e in entries]
+            for name, entries in plan.items()
+        }
+        total = 0
+        for outputs in run_feature_model(feature_model(model, tensors), batches):
+            total += outputs[0].shape[0]
+            for name, entries in plan.items():
+                for k, (j, positions) in enumerate(entries):
+                    mats = channel_matrices(outputs[j], positions)
+                    ci = channel_independence(mats, self.method)
+                    sums[name][k] += ci.sum(axis=0)
+        scores = {}
+        for group in groups:
+            member_scores = [s / total for s in sums[group.name]]
+            scores[group.name] = check_finite_scores(
+                self.reduce(member_scores), group.name
+            )
+        self.last_cost_seconds = time.perf_counter() - start
+        return scores
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "method": self.method,
+                "min_samples": self.min_samples,
+                "max_samples": self.max_samples,
+            }
+        )
+        return config

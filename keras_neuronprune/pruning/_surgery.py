@@ -1,0 +1,343 @@
+"""Cloning a model into its masked training form and back (private).
+
+`build_masked_clone` turns the user's model into the model that trains
+under pruning: layers of prunable groups become their masked versions
+(`MaskedConv2D`...; `BoundedBatchNormalization` for RNI), consumers with no
+masked version read their input through a `ChannelGate`, gradient criteria
+get a gate after each BatchNormalization, and criterion regularisers are
+attached. `build_plain_clone` goes back: masked layers become their Keras
+parents with the masks folded into the weights, bounded BNs become plain
+BatchNormalization (`gamma = sigmoid(gamma)`), gates disappear and the
+library's regularisers are dropped, so the result uses only standard Keras
+layers. Both never touch the model they read.
+"""
+
+import keras
+import numpy as np
+
+from keras_neuronprune.graph import _keras_graph as kg
+from keras_neuronprune.layers import GATE_SUFFIX
+from keras_neuronprune.layers import MASK_WEIGHT_NAMES
+from keras_neuronprune.layers import BoundedBatchNormalization
+from keras_neuronprune.layers import ChannelGate
+from keras_neuronprune.layers import masked_class_for
+from keras_neuronprune.layers._masking import MaskedLayerMixin
+
+PRUNING_LAYERS = (MaskedLayerMixin, BoundedBatchNormalization, ChannelGate)
+INPUT_GATE_SUFFIX = "_input_mask"
+
+
+def iter_layers(model, prefix=""):
+    """Yields `(path, layer)` for every layer, nested models included."""
+    for layer in model.layers:
+        path = prefix + layer.name
+        yield path, layer
+        if isinstance(layer, keras.Model):
+            try:
+                inner = kg.as_functional(layer)
+            except ValueError:
+                continue
+            yield from iter_layers(inner, path + "/")
+
+
+def find_layer(model, path):
+    """The layer at `path` ("outer/inner" inside nested models)."""
+    layer = model
+    for part in path.split("/"):
+        layer = layer.get_layer(part)
+    return layer
+
+
+def check_not_pruned(model):
+    """Raises if `model` is already under pruning (or was not stripped)."""
+    from keras_neuronprune.core.pruned_model import PrunedModel
+
+    if isinstance(model, PrunedModel):
+        raise ValueError(
+            "`model` is already a PrunedModel. Call "
+            "`keras_neuronprune.strip_pruning(model)` first, then prune the "
+            f"stripped model. Received: model={model.name!r}"
+        )
+    for path, layer in iter_layers(kg.as_functional(model)):
+        if isinstance(layer, PRUNING_LAYERS):
+            raise ValueError(
+                "`model` already contains pruning layers (layer "
+                f"{path!r} is a {type(layer).__name__}). Strip it with "
+                "`keras_neuronprune.strip_pruning` before pruning again. "
+                f"Received: model={model.name!r}"
+            )
+
+
+class SurgeryPlan:
+    """What to change in each layer of the clone.
+
+    Attributes:
+        swap: dict path -> "masked" or "bounded".
+        gate_after: dict path -> gate name (gate on the layer's output).
+        gate_before: dict path -> {input index: gate name}.
+    """
+
+    def __init__(self):
+        self.swap = {}
+        self.gate_after = {}
+        self.gate_before = {}
+
+
+def make_plan(model, groups, bounded_bn, gates_after_bn):
+    """Decides swaps and gates, and the mask targets of every group.
+
+    Returns:
+        `(plan, targets)`: targets is a dict group name -> list of
+        `(layer path, "output" | "input", positions (size, r))`.
+    """
+    functional = kg.as_functional(model)
+    layers = dict(iter_layers(functional))
+    used = {path.rsplit("/", 1)[-1] for path in layers}
+    plan = SurgeryPlan()
+
+    def unique(name):
+        while name in used:
+            name += "_"
+        used.add(name)
+        return name
+
+    def gate_path(path, name):
+        prefix = path.rsplit("/", 1)[0] + "/" if "/" in path else ""
+        return prefix + name
+
+    for group in groups:
+        for m in group.members:
+            layer = layers[m.layer]
+            if bounded_bn and type(layer) is keras.layers.BatchNormalization:
+                plan.swap[m.layer] = "bounded"
+            elif masked_class_for(layer) is not None:
+                plan.swap.setdefault(m.layer, "masked")
+    if gates_after_bn:
+        for group in groups:
+            outs = [m for m in group.members if m.role == "output"]
+            bns = [
+                m
+                for m in outs
+                if isinstance(layers[m.layer], keras.layers.BatchNormalization)
+            ]
+            for m in bns or [m for m in outs if m.kind == "producer"]:
+                if m.layer not in plan.gate_after:
+                    name = m.layer.rsplit("/", 1)[-1] + GATE_SUFFIX
+                    plan.gate_after[m.layer] = unique(name)
+
+    targets = {}
+    for group in groups:
+        items = []
+        for m in group.members:
+            layer = layers[m.layer]
+            swap = plan.swap.get(m.layer)
+            if m.role == "output":
+                if swap is not None:
+                    items.append((m.layer, "output", m.channels))
+                if m.layer in plan.gate_after:
+                    gate = gate_path(m.layer, plan.gate_after[m.layer])
+                    items.append((gate, "output", m.channels))
+            elif m.kind == "consumer":
+                masked = masked_class_for(layer)
+                if swap == "masked" and masked.has_input_mask:
+                    items.append((m.layer, "input", m.channels))
+                else:
+                    gates = plan.gate_before.setdefault(m.layer, {})
+                    if m.input_index not in gates:
+                        base = m.layer.rsplit("/", 1)[-1]
+                        gates[m.input_index] = unique(
+                            f"{base}{INPUT_GATE_SUFFIX}{m.input_index}"
+                        )
+                    gate = gate_path(m.layer, gates[m.input_index])
+                    items.append((gate, "output", m.channels))
+        if not items:
+            raise ValueError(
+                f"Channel group {group.name!r} has no layer that can be "
+                "masked; add it to `ignored_layers`."
+            )
+        targets[group.name] = items
+    return plan, targets
+
+
+def _clean_config(config):
+    """Drops regularisers that belong to this library from a layer config."""
+    config = dict(config)
+    for key, value in list(config.items()):
+        if key.endswith("_regularizer") and isinstance(value, dict):
+            if str(value.get("module", "")).startswith("keras_neuronprune") or (
+                str(value.get("registered_name", "")).startswith(
+                    "keras_neuronprune>"
+                )
+            ):
+                config[key] = None
+    return config
+
+
+def _copy_weights(source, target):
+    """Copies `source`'s weights into `target` (same class or masked)."""
+    values = source.get_weights()
+    variables = [
+        v
+        for v in target.weights
+        if v.name.split("/")[-1] not in MASK_WEIGHT_NAMES
+    ]
+    if len(values) != len(variables):
+        raise ValueError(
+            f"internal error: cannot copy the {len(values)} weights of "
+            f"layer {source.name!r} into {len(variables)} variables"
+        )
+    for variable, value in zip(variables, values):
+        variable.assign(value)
+
+
+def _clone(functional, clone_layer, plan, paths):
+    """`clone_model` with gates from `plan`; returns (clone, gates)."""
+    new_paths = {}
+    gates = {}
+
+    def get_gate(path, name, trainable):
+        full = path.rsplit("/", 1)[0] + "/" + name if "/" in path else name
+        if full not in gates:
+            gates[full] = ChannelGate(gate_trainable=trainable, name=name)
+        return gates[full]
+
+    def clone_function(layer):
+        path = paths.get(id(layer))
+        new = clone_layer(path, layer)
+        new_paths[id(new)] = path
+        return new
+
+    def call_function(layer, *args, **kwargs):
+        path = new_paths.get(id(layer))
+        before = plan.gate_before.get(path) if plan else None
+        if before:
+            flat = keras.tree.flatten((args, kwargs))
+            tensor_positions = [
+                i
+                for i, t in enumerate(flat)
+                if isinstance(t, keras.KerasTensor)
+            ]
+            for index, name in before.items():
+                i = tensor_positions[index]
+                flat[i] = get_gate(path, name, False)(flat[i])
+            args, kwargs = keras.tree.pack_sequence_as((args, kwargs), flat)
+        if isinstance(layer, ChannelGate) and plan is None:
+            return args[0]
+        outputs = layer(*args, **kwargs)
+        if plan and path in plan.gate_after:
+            gate = get_gate(path, plan.gate_after[path], False)
+            outputs = gate(outputs)
+        return outputs
+
+    # Keep the original input names (clone_model would name the inputs
+    # after their symbolic tensors, e.g. "keras_tensor").
+    input_tensors = keras.tree.map_structure(
+        lambda x: keras.Input(
+            batch_shape=x.shape,
+            dtype=x.dtype,
+            sparse=getattr(x, "sparse", False),
+            name=kg.tensor_producer(x)[0].name,
+        ),
+        functional.input,
+    )
+    clone = keras.models.clone_model(
+        functional,
+        input_tensors=input_tensors,
+        clone_function=clone_function,
+        call_function=call_function,
+        recursive=True,
+    )
+    return clone, gates
+
+
+def build_masked_clone(model, plan, criterion, bn_gamma_mapping="relative"):
+    """The functional training-time clone of `model` described by `plan`."""
+    functional = kg.as_functional(model)
+    layers = dict(iter_layers(functional))
+    paths = {id(layer): path for path, layer in layers.items()}
+
+    def clone_layer(path, layer):
+        swap = plan.swap.get(path)
+        if swap == "bounded":
+            return BoundedBatchNormalization.from_batch_normalization(
+                layer, gamma_mapping=bn_gamma_mapping
+            )
+        if swap == "masked":
+            return masked_class_for(layer).from_config(layer.get_config())
+        return layer.__class__.from_config(layer.get_config())
+
+    clone, _ = _clone(functional, clone_layer, plan, paths)
+    for path, new in iter_layers(clone):
+        old = layers.get(path)
+        if old is None or isinstance(new, keras.Model):
+            continue
+        if plan.swap.get(path) != "bounded" and old.weights:
+            _copy_weights(old, new)
+    if criterion is not None:
+        for path, new in iter_layers(clone):
+            if not isinstance(new, keras.Model):
+                attach_regularizer(new, criterion.regularizer_for(new))
+    return clone
+
+
+def attach_regularizer(layer, regularizer):
+    """Puts a criterion's regulariser on the weight it penalises."""
+    if regularizer is None:
+        return
+    if isinstance(layer, BoundedBatchNormalization):
+        layer.set_gamma_regularizer(regularizer)
+        return
+    for attr, weight in (
+        ("gamma_regularizer", "gamma"),
+        ("kernel_regularizer", "kernel"),
+        ("depthwise_regularizer", "depthwise_kernel"),
+    ):
+        variable = getattr(layer, weight, None)
+        if hasattr(layer, attr) and isinstance(variable, keras.Variable):
+            setattr(layer, attr, regularizer)
+            variable.regularizer = regularizer
+            return
+    raise ValueError(
+        f"Cannot attach regulariser {regularizer!r} to layer "
+        f"{layer.name!r} ({type(layer).__name__}): it has no gamma or kernel."
+    )
+
+
+def build_plain_clone(model):
+    """The pruned model with standard Keras layers only (same channels)."""
+    functional = kg.as_functional(model)
+    layers = dict(iter_layers(functional))
+    paths = {id(layer): path for path, layer in layers.items()}
+
+    def clone_layer(path, layer):
+        if isinstance(layer, ChannelGate):
+            return layer
+        if isinstance(layer, BoundedBatchNormalization):
+            return layer.to_batch_normalization()
+        if isinstance(layer, MaskedLayerMixin):
+            new = layer.parent_class.from_config(
+                _clean_config(layer.get_config())
+            )
+            new.build_from_config(layer.get_build_config())
+            new.set_weights(layer.stripped_weights())
+            return new
+        new = layer.__class__.from_config(_clean_config(layer.get_config()))
+        return new
+
+    clone, _ = _clone(functional, clone_layer, None, paths)
+    for path, new in iter_layers(clone):
+        old = layers.get(path)
+        if (
+            old is None
+            or isinstance(new, keras.Model)
+            or isinstance(old, PRUNING_LAYERS)
+        ):
+            continue
+        if old.weights:
+            new.set_weights(old.get_weights())
+    return clone
+
+
+def positions_removed(positions, kept):
+    """Flat mask positions of the removed group channels."""
+    return np.asarray(positions)[~np.asarray(kept, bool)].reshape(-1)

@@ -1,0 +1,457 @@
+"""`prune_structured`: wrap a model for channel pruning during training."""
+
+import numbers
+
+import keras
+
+from keras_neuronprune.graph import _keras_graph as kg
+from keras_neuronprune.pruning import _surgery
+from keras_neuronprune.pruning._cost_estimate import CostEstimator
+from keras_neuronprune.pruning._cost_estimate import layer_cost_table
+from keras_neuronprune.pruning.structured_pruning_controller import (
+    StructuredPruningController,
+)
+
+# Criteria whose papers rank channels globally, across layers.
+_GLOBAL_BY_DEFAULT = (
+    "rni",
+    "bn_scale",
+    "taylor",
+    "taylor_activation",
+    "taylor_so",
+    "bn_stats",
+)
+
+
+def prune_structured(
+    model,
+    criterion="rni",
+    pruning_ratio=None,
+    target_flops=None,
+    pruning_ratio_dict=None,
+    ignored_layers=None,
+    min_channels=None,
+    round_to=1,
+    max_pruning_ratio=1.0,
+    allow_inexact=False,
+    schedule=None,
+    global_pruning=None,
+    data=None,
+    loss=None,
+    importance_momentum=0.0,
+    bn_gamma_mapping="relative",
+):
+    """Wraps `model` for training-time channel (structured) pruning.
+
+    Finds the model's channel groups (`keras_neuronprune.channel_groups`),
+    clones the model (the user's model is never modified) with masked
+    layers in place of the layers of prunable groups (for `"rni"`, every
+    BatchNormalization of a prunable group becomes a
+    `BoundedBatchNormalization` that keeps its statistics; gradient criteria
+    get a `ChannelGate` after each BatchNormalization), attaches the
+    criterion's regularisers, and returns a `PrunedModel` whose
+    `StructuredPruningController` prunes at the steps the schedule says.
+    Train it with `keras_neuronprune.callbacks.UpdatePruning()`, then call
+    `keras_neuronprune.strip_pruning` to get the physically thinner model.
+
+    Pruning ratios count channels: `pruning_ratio=0.5` removes half of the
+    channels of every prunable group (or, with `global_pruning`, half of all
+    prunable channels, ranked across groups). Each group keeps at least
+    `min_channels` channels and `(1 - max_pruning_ratio)` of its channels,
+    keeps a multiple of `round_to` (and the same count in every conv-group
+    of a grouped convolution) unless it keeps everything.
+
+    Args:
+        model: a functional or Sequential Keras model (not already pruned).
+        criterion: a criterion name (`keras_neuronprune.criteria.get`) or a
+            `Criterion` instance.
+        pruning_ratio: fraction of channels to remove, in [0, 1).
+        target_flops: instead of `pruning_ratio`, the fraction of the
+            original FLOPs to keep, in (0, 1]; the ratio is searched so the
+            stripped model lands within 1% of it.
+        pruning_ratio_dict: dict layer or group name -> ratio for these
+            groups (a layer name means the group of its output channels).
+        ignored_layers: layer names (or layers) or group names whose output
+            channels are never pruned.
+        min_channels: minimum channels kept per group (None: 3 for `"rni"`,
+            as in the paper, else 1).
+        round_to: kept counts are multiples of this (e.g. 8 for TFLite GPU
+            and XNNPACK).
+        max_pruning_ratio: at most this fraction of a group is removed.
+        allow_inexact: also prune groups normalised across channels
+            (LayerNormalization...), whose other channels then change.
+        schedule: when and how much to prune: a
+            `keras_neuronprune.schedules` object, a name, or any callable
+            `schedule(step) -> (should_prune, ratio)` (tfmot's signature).
+            None prunes once, before the first training step
+            (`OneShot(step=0)`); for regulariser criteria (`"rni"`,
+            `"l1_gamma"`, `"greg"`) use `OneShot(step=N)` to train the
+            sparsity in for N steps first.
+        global_pruning: rank channels across groups; None uses the
+            criterion's paper default (True for rni, bn_scale, taylor*,
+            bn_stats).
+        data: calibration batches (`(x, y)` iterable or `tf.data`) for
+            criteria that need data.
+        loss: loss for gradient criteria (None: the compiled loss).
+        importance_momentum: EMA factor smoothing scores across pruning
+            steps (Taylor 2019 uses 0.9 with iterative schedules).
+        bn_gamma_mapping: how `"rni"` maps trained BN scales into the
+            bounded scale (`BoundedBatchNormalization.
+            from_batch_normalization`): "relative", "clip" or "constant".
+
+    Returns:
+        A `keras_neuronprune.core.PrunedModel`.
+
+    Raises:
+        ValueError: bad arguments (naming the argument and the value), an
+            unknown criterion, a criterion needing data without `data`, an
+            already pruned model, an unreachable `target_flops`, or a model
+            without prunable channels.
+
+    Example:
+    ```python
+    pruned = keras_neuronprune.prune_structured(
+        model, criterion="rni", pruning_ratio=0.5,
+        schedule=keras_neuronprune.schedules.OneShot(step=200))
+    pruned.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    pruned.fit(x, y, epochs=3,
+               callbacks=[keras_neuronprune.callbacks.UpdatePruning()])
+    final = keras_neuronprune.strip_pruning(pruned)
+    ```
+
+    Reference:
+        Suteu & Guo, "Receding Neuron Importances for Structured Pruning",
+        arXiv:2204.06404; Fang et al., "DepGraph: Towards Any Structural
+        Pruning", arXiv:2301.12900.
+    """
+    from keras_neuronprune.graph import channel_groups
+    from keras_neuronprune.schedules import OneShot
+    from keras_neuronprune.schedules import get as get_schedule
+
+    if not isinstance(model, keras.Model):
+        raise ValueError(
+            "`model` must be a functional or Sequential keras.Model. "
+            f"Received: model={model!r}"
+        )
+    functional = kg.as_functional(model)
+    _surgery.check_not_pruned(model)
+    criterion_name, criterion = _resolve_criterion(criterion)
+    _check_targets(pruning_ratio, target_flops, pruning_ratio_dict)
+    if min_channels is None:
+        min_channels = 3 if criterion_name == "rni" else 1
+    _check_int("min_channels", min_channels, 1)
+    _check_int("round_to", round_to, 1)
+    if (
+        not isinstance(max_pruning_ratio, numbers.Real)
+        or isinstance(max_pruning_ratio, bool)
+        or not 0.0 < max_pruning_ratio <= 1.0
+    ):
+        raise ValueError(
+            "`max_pruning_ratio` must be in (0, 1]. "
+            f"Received: max_pruning_ratio={max_pruning_ratio!r}"
+        )
+    if (
+        not isinstance(importance_momentum, numbers.Real)
+        or not 0.0 <= importance_momentum < 1.0
+    ):
+        raise ValueError(
+            "`importance_momentum` must be in [0, 1). "
+            f"Received: importance_momentum={importance_momentum!r}"
+        )
+    if global_pruning is None:
+        global_pruning = criterion_name in _GLOBAL_BY_DEFAULT
+    if not isinstance(global_pruning, bool):
+        raise ValueError(
+            "`global_pruning` must be True, False or None. "
+            f"Received: global_pruning={global_pruning!r}"
+        )
+    if getattr(criterion, "requires_data", False) and data is None:
+        raise ValueError(
+            f"Criterion {criterion_name!r} needs calibration data: pass "
+            "`data=` (an iterable of (x, y) batches or a tf.data.Dataset). "
+            "Received: data=None"
+        )
+
+    all_groups = channel_groups(model, allow_inexact=allow_inexact)
+    layer_paths = dict(_surgery.iter_layers(functional))
+    ignored = _resolve_ignored(ignored_layers, layer_paths, all_groups)
+    groups = [
+        g
+        for g in all_groups
+        if g.prunable
+        and g.name not in ignored
+        and not any(
+            m.role == "output" and m.layer in ignored for m in g.members
+        )
+    ]
+    ratio_dict = _resolve_ratio_dict(
+        pruning_ratio_dict, all_groups, groups, layer_paths
+    )
+    if not groups:
+        reasons = sorted({g.reason for g in all_groups if g.reason})[:5]
+        raise ValueError(
+            f"Model {model.name!r} has no prunable channel group (after "
+            f"`ignored_layers`). Reasons: {reasons}"
+        )
+
+    needs = _criterion_needs(criterion, criterion_name)
+    plan, targets = _surgery.make_plan(
+        model,
+        groups,
+        bounded_bn="bounded_bn" in needs,
+        gates_after_bn="gates" in needs,
+    )
+
+    from keras_neuronprune.pruning._count_cost import count_cost
+
+    cost = count_cost(model)
+    layer_costs = layer_cost_table(model, cost)
+    if target_flops is not None:
+        _check_flops_reachable(
+            groups, layer_costs, cost, target_flops, ratio_dict,
+            min_channels, max_pruning_ratio,
+        )  # fmt: skip
+
+    num_channels = sum(g.size for g in groups)
+    final_ratio = pruning_ratio if pruning_ratio is not None else 1.0
+    schedule = get_schedule(schedule)
+    if schedule is None:
+        schedule = OneShot(step=0)
+    if hasattr(schedule, "bind"):
+        schedule = schedule.bind(final_ratio, num_channels)
+
+    clone = _surgery.build_masked_clone(
+        model, plan, criterion, bn_gamma_mapping=bn_gamma_mapping
+    )
+    controller = StructuredPruningController(
+        criterion=criterion,
+        groups=groups,
+        targets=targets,
+        pruning_ratio=pruning_ratio,
+        pruning_ratio_dict=ratio_dict,
+        target_flops=target_flops,
+        schedule=schedule,
+        global_pruning=global_pruning,
+        min_channels=min_channels,
+        round_to=round_to,
+        max_pruning_ratio=max_pruning_ratio,
+        importance_momentum=importance_momentum,
+        layer_costs=layer_costs,
+        base_params=cost.params,
+        base_flops=cost.flops,
+        allow_inexact=allow_inexact,
+        data=data,
+        loss=loss,
+    )
+    from keras_neuronprune.core.pruned_model import PrunedModel
+
+    return PrunedModel(
+        clone.input, clone.output, name=model.name, controller=controller
+    )
+
+
+def _resolve_criterion(criterion):
+    from keras_neuronprune import criteria
+    from keras_neuronprune.criteria.base_criterion import Criterion
+
+    if isinstance(criterion, Criterion):
+        name = getattr(criterion, "name", None) or type(criterion).__name__
+        return str(name).lower(), criterion
+    if not isinstance(criterion, str):
+        raise ValueError(
+            "`criterion` must be a criterion name or a Criterion instance. "
+            f"Received: criterion={criterion!r}"
+        )
+    try:
+        resolved = criteria.get(criterion)
+    except (ValueError, KeyError) as error:
+        raise ValueError(
+            f"Unknown `criterion`. Received: criterion={criterion!r}. ({error})"
+        ) from None
+    if resolved is None:
+        raise ValueError(
+            f"Unknown `criterion`. Received: criterion={criterion!r}"
+        )
+    return criterion.lower(), resolved
+
+
+def _criterion_needs(criterion, name):
+    """What the criterion needs in the model: bounded BNs, gates."""
+    needs = set()
+    if getattr(criterion, "uses_bounded_batch_normalization", None) or (
+        name == "rni"
+    ):
+        needs.add("bounded_bn")
+    if getattr(criterion, "uses_gates", None) or name in (
+        "taylor",
+        "taylor_so",
+    ):
+        needs.add("gates")
+    return needs
+
+
+def _check_ratio(name, value):
+    if (
+        not isinstance(value, numbers.Real)
+        or isinstance(value, bool)
+        or not 0.0 <= float(value) < 1.0
+    ):
+        raise ValueError(
+            f"`{name}` must be a number in [0, 1). Received: {name}={value!r}"
+        )
+
+
+def _check_int(name, value, minimum):
+    if (
+        not isinstance(value, numbers.Integral)
+        or isinstance(value, bool)
+        or value < minimum
+    ):
+        extra = " (0 would let a target empty a group)" if minimum == 1 else ""
+        raise ValueError(
+            f"`{name}` must be an integer >= {minimum}{extra}. "
+            f"Received: {name}={value!r}"
+        )
+
+
+def _check_targets(pruning_ratio, target_flops, pruning_ratio_dict):
+    if pruning_ratio is not None and target_flops is not None:
+        raise ValueError(
+            "Pass either `pruning_ratio` or `target_flops`, not both. "
+            f"Received: pruning_ratio={pruning_ratio!r}, "
+            f"target_flops={target_flops!r}"
+        )
+    if (
+        pruning_ratio is None
+        and target_flops is None
+        and not (pruning_ratio_dict)
+    ):
+        raise ValueError(
+            "Pass a pruning target: `pruning_ratio`, `target_flops` or "
+            "`pruning_ratio_dict`. Received: pruning_ratio=None, "
+            "target_flops=None, pruning_ratio_dict=None"
+        )
+    if pruning_ratio is not None:
+        _check_ratio("pruning_ratio", pruning_ratio)
+    if target_flops is not None and (
+        not isinstance(target_flops, numbers.Real)
+        or isinstance(target_flops, bool)
+        or not 0.0 < float(target_flops) <= 1.0
+    ):
+        raise ValueError(
+            "`target_flops` (the fraction of FLOPs to keep) must be in "
+            f"(0, 1]. Received: target_flops={target_flops!r}"
+        )
+    if pruning_ratio_dict is not None and not isinstance(
+        pruning_ratio_dict, dict
+    ):
+        raise ValueError(
+            "`pruning_ratio_dict` must be a dict of layer or group name -> "
+            f"ratio. Received: pruning_ratio_dict={pruning_ratio_dict!r}"
+        )
+    for key, value in (pruning_ratio_dict or {}).items():
+        _check_ratio(f"pruning_ratio_dict[{key!r}]", value)
+
+
+def _name_of(item):
+    return item.name if isinstance(item, keras.layers.Layer) else item
+
+
+def _resolve_ignored(ignored_layers, layer_paths, groups):
+    if ignored_layers is None:
+        return set()
+    if isinstance(ignored_layers, (str, keras.layers.Layer)):
+        ignored_layers = [ignored_layers]
+    names = set()
+    group_names = {g.name for g in groups}
+    by_short = {}
+    for path in layer_paths:
+        by_short.setdefault(path.rsplit("/", 1)[-1], []).append(path)
+    for item in ignored_layers:
+        name = _name_of(item)
+        if not isinstance(name, str):
+            raise ValueError(
+                "`ignored_layers` must hold layer names, layers or group "
+                f"names. Received: ignored_layers={ignored_layers!r}"
+            )
+        if name in layer_paths or name in group_names:
+            names.add(name)
+        elif name in by_short:
+            names.update(by_short[name])
+        else:
+            raise ValueError(
+                f"`ignored_layers` names a layer or group that is not in the "
+                f"model. Received: ignored_layers entry {name!r}"
+            )
+    return names
+
+
+def _resolve_ratio_dict(ratio_dict, all_groups, groups, layer_paths):
+    """Maps layer / group names of `pruning_ratio_dict` to group names."""
+    resolved = {}
+    prunable = {g.name for g in groups}
+    for key, ratio in (ratio_dict or {}).items():
+        name = _name_of(key)
+        matches = [g for g in all_groups if g.name == name]
+        if not matches:
+            outputs = [
+                g
+                for g in all_groups
+                if any(
+                    m.layer == name and m.role == "output" for m in g.members
+                )
+            ]
+            producers = [
+                g
+                for g in outputs
+                if any(
+                    m.layer == name and m.kind == "producer" for m in g.members
+                )
+            ]
+            matches = producers or outputs
+        if not matches:
+            known = name in layer_paths
+            raise ValueError(
+                f"`pruning_ratio_dict` key {name!r} is "
+                + (
+                    "a layer without output channels to prune."
+                    if known
+                    else "neither a layer nor a channel group of the model."
+                )
+                + f" Received: pruning_ratio_dict={ratio_dict!r}"
+            )
+        for group in matches:
+            if group.name not in prunable:
+                reason = group.reason or "it is in `ignored_layers`"
+                raise ValueError(
+                    f"`pruning_ratio_dict` key {name!r} names channel group "
+                    f"{group.name!r}, which cannot be pruned: {reason}."
+                )
+            resolved[group.name] = float(ratio)
+    return resolved
+
+
+def _check_flops_reachable(
+    groups, layer_costs, cost, target, ratio_dict, min_channels, max_ratio
+):
+    estimator = CostEstimator(groups, layer_costs, cost.params, cost.flops)
+    import math
+
+    counts = {}
+    for g in groups:
+        if g.name in ratio_dict:
+            removed = int(round(ratio_dict[g.name] * g.size))
+            counts[g.name] = g.size - removed
+        else:
+            counts[g.name] = min(
+                g.size,
+                max(min_channels, math.ceil((1.0 - max_ratio) * g.size)),
+            )
+    flops = estimator.estimate(counts)[1] / max(1, cost.flops)
+    if flops > target + 0.01:
+        raise ValueError(
+            f"`target_flops` cannot be reached: even pruning every prunable "
+            f"group to the limits (min_channels={min_channels}, "
+            f"max_pruning_ratio={max_ratio}) keeps about {flops:.3f} of the "
+            f"FLOPs. Received: target_flops={target!r}"
+        )

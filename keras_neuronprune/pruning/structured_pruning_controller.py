@@ -1,0 +1,484 @@
+"""`StructuredPruningController`: channel pruning during `fit`."""
+
+import keras
+import numpy as np
+
+from keras_neuronprune.core.pruning_controller import PruningController
+from keras_neuronprune.pruning import _selection
+from keras_neuronprune.pruning._cost_estimate import CostEstimator
+from keras_neuronprune.pruning._group_spec import group_from_config
+from keras_neuronprune.pruning._group_spec import group_to_config
+from keras_neuronprune.pruning._group_spec import targets_from_config
+from keras_neuronprune.pruning._group_spec import targets_to_config
+from keras_neuronprune.pruning._surgery import find_layer
+from keras_neuronprune.schedules.base_pruning_schedule import (
+    check_schedule_output,
+)
+
+
+@keras.saving.register_keras_serializable(package="keras_neuronprune")
+class StructuredPruningController(PruningController, keras.layers.Layer):
+    """Decides which channels of a `PrunedModel` to remove, and when.
+
+    Created by `keras_neuronprune.prune_structured`; users normally only
+    read it (`model.controller`). At every step the schedule says to prune,
+    it scores the channel groups with the criterion, smooths the scores
+    into the importance accumulators, turns them into keep sets (global or
+    per-group ranking under `min_channels`, `round_to`,
+    `max_pruning_ratio`, conv-group partitions and the FLOP target) and
+    writes the masks of every member of every group.
+
+    Its state is saved with the model: the masks are weights of the masked
+    layers, `pruning_step` is a weight of the `PrunedModel`, and the
+    importance accumulators are weights of this controller, which is a
+    (graph-less) Keras layer tracked by the model for exactly that reason.
+    Everything else is configuration, so a model saved mid-pruning (or
+    restored by `BackupAndRestore`) resumes to the same result.
+
+    Calibration data is not saved; set `controller.data` (and
+    `controller.loss`) again after loading a model whose criterion needs
+    data.
+
+    Args:
+        criterion: a `Criterion` or its config.
+        groups: the prunable `ChannelGroup`s (or their configs).
+        targets: dict group name -> list of `(layer path, "output" |
+            "input", positions)`: the mask entries of each group channel.
+        pruning_ratio: target fraction of channels removed (None with
+            `target_flops` or a ratio dict only).
+        pruning_ratio_dict: dict group name -> ratio for these groups.
+        target_flops: fraction of the original FLOPs to keep.
+        schedule: a bound schedule (or its config).
+        global_pruning: rank channels across groups (True) or per group.
+        min_channels, round_to, max_pruning_ratio: keep-count constraints.
+        importance_momentum: EMA factor of the importance accumulators
+            across scoring steps (0: the latest scores only).
+        layer_costs: `[path, params, flops, n_in, n_out]` rows of the
+            original model, for the fast cost estimate.
+        base_params, base_flops: cost of the original model.
+        allow_inexact: whether inexact groups may be pruned.
+        data, loss: calibration batches and loss for criteria that need
+            them (not serialised).
+    """
+
+    def __init__(
+        self,
+        criterion,
+        groups,
+        targets,
+        pruning_ratio=None,
+        pruning_ratio_dict=None,
+        target_flops=None,
+        schedule=None,
+        global_pruning=False,
+        min_channels=1,
+        round_to=1,
+        max_pruning_ratio=1.0,
+        importance_momentum=0.0,
+        layer_costs=None,
+        base_params=0,
+        base_flops=0,
+        allow_inexact=False,
+        data=None,
+        loss=None,
+        **kwargs,
+    ):
+        kwargs.setdefault("name", "structured_pruning_controller")
+        keras.layers.Layer.__init__(self, **kwargs)
+        if isinstance(criterion, dict):
+            criterion = keras.saving.deserialize_keras_object(criterion)
+        if isinstance(schedule, dict):
+            schedule = keras.saving.deserialize_keras_object(schedule)
+        self.criterion = criterion
+        self._groups = tuple(
+            group_from_config(g) if isinstance(g, dict) else g for g in groups
+        )
+        if targets and isinstance(next(iter(targets.values()))[0], list):
+            targets = targets_from_config(targets)
+        self._targets = dict(targets)
+        self.pruning_ratio = pruning_ratio
+        self.pruning_ratio_dict = dict(pruning_ratio_dict or {})
+        self.target_flops = target_flops
+        self.schedule = schedule
+        self.global_pruning = bool(global_pruning)
+        self.min_channels = int(min_channels)
+        self.round_to = int(round_to)
+        self.max_pruning_ratio = float(max_pruning_ratio)
+        self.importance_momentum = float(importance_momentum)
+        self.layer_costs = [list(row) for row in (layer_costs or [])]
+        self.base_params = int(base_params)
+        self.base_flops = int(base_flops)
+        self.allow_inexact = bool(allow_inexact)
+        self.data = data
+        self.loss = loss
+        self._estimator = CostEstimator(
+            self._groups, self.layer_costs, self.base_params, self.base_flops
+        )
+        self._importance = [
+            self.add_weight(
+                shape=(g.size,),
+                initializer="zeros",
+                trainable=False,
+                name=f"importance_{i}",
+            )
+            for i, g in enumerate(self._groups)
+        ]
+        self._score_count = self.add_weight(
+            shape=(),
+            initializer="zeros",
+            dtype="int64",
+            trainable=False,
+            name="score_count",
+        )
+        self._layer_cache = {}
+        self._summary = None
+
+    # ------------------------------------------------------------------
+    # Configuration.
+    @property
+    def groups(self):
+        """The prunable channel groups (as computed on the user's model)."""
+        return list(self._groups)
+
+    @property
+    def final_ratio(self):
+        if self.pruning_ratio is not None:
+            return self.pruning_ratio
+        return 1.0
+
+    def get_config(self):
+        config = keras.layers.Layer.get_config(self)
+        config.update(
+            {
+                "criterion": keras.saving.serialize_keras_object(
+                    self.criterion
+                ),
+                "groups": [group_to_config(g) for g in self._groups],
+                "targets": targets_to_config(self._targets),
+                "pruning_ratio": self.pruning_ratio,
+                "pruning_ratio_dict": dict(self.pruning_ratio_dict),
+                "target_flops": self.target_flops,
+                "schedule": keras.saving.serialize_keras_object(self.schedule),
+                "global_pruning": self.global_pruning,
+                "min_channels": self.min_channels,
+                "round_to": self.round_to,
+                "max_pruning_ratio": self.max_pruning_ratio,
+                "importance_momentum": self.importance_momentum,
+                "layer_costs": self.layer_costs,
+                "base_params": self.base_params,
+                "base_flops": self.base_flops,
+                "allow_inexact": self.allow_inexact,
+            }
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    # ------------------------------------------------------------------
+    # Training hooks.
+    def on_train_begin(self, model):
+        self._layer_cache = {}
+        self._summary = None
+        self._check_data()
+
+    def on_train_batch_begin(self, model, step):
+        update = getattr(self.criterion, "update", None)
+        if update is not None:
+            update(self._context(model, step))
+        should_prune, ratio = check_schedule_output(self.schedule, step)
+        if should_prune:
+            self.prune(model, ratio, step)
+
+    def summary_scalars(self, model):
+        if self._summary is None:
+            self._summary = self._compute_summary(model)
+        return dict(self._summary)
+
+    def importance_histograms(self, model):
+        if int(self._score_count.numpy()) == 0:
+            return {}
+        return {
+            g.name: np.asarray(v.numpy(), "float64")
+            for g, v in zip(self._groups, self._importance)
+        }
+
+    def strip(self, model):
+        from keras_neuronprune.pruning.strip_pruning import strip_structured
+
+        return strip_structured(model)
+
+    # ------------------------------------------------------------------
+    # Pruning.
+    def prune(self, model, ratio=None, step=None):
+        """Scores the groups and updates the masks to reach `ratio`.
+
+        Args:
+            model: the `PrunedModel`.
+            ratio: the schedule's ratio (None: the final one).
+            step: the pruning step (None: `model.pruning_step`).
+
+        Returns:
+            The keep sets (dict group name -> kept indices).
+        """
+        if step is None:
+            step = int(model.pruning_step.numpy())
+        if ratio is None:
+            ratio = self.final_ratio
+        final = self.final_ratio
+        progress = 1.0 if final <= 0 else float(ratio) / final
+        progress = min(1.0, max(0.0, progress))
+        scores = self._scores(model, step)
+        plans = self._plans(model)
+        counts = self._counts(plans, scores, progress, model)
+        keep = _selection.keep_sets(plans, scores, counts)
+        self.apply_keep(model, keep)
+        return keep
+
+    def _scores(self, model, step):
+        from keras_neuronprune.criteria.base_criterion import (
+            check_finite_scores,
+        )
+
+        self._check_data()
+        raw = self.criterion.score(self._context(model, step))
+        first = int(self._score_count.numpy()) == 0
+        m = 0.0 if first else self.importance_momentum
+        scores = {}
+        for group, variable in zip(self._groups, self._importance):
+            if group.name not in raw:
+                raise ValueError(
+                    f"Criterion {type(self.criterion).__name__} returned no "
+                    f"scores for channel group {group.name!r}."
+                )
+            s = np.asarray(raw[group.name], "float64").reshape(-1)
+            if s.shape != (group.size,):
+                raise ValueError(
+                    f"Criterion {type(self.criterion).__name__} returned "
+                    f"{s.shape[0]} scores for channel group {group.name!r} "
+                    f"of {group.size} channels."
+                )
+            check_finite_scores(s, group.name)
+            s = m * np.asarray(variable.numpy(), "float64") + (1 - m) * s
+            variable.assign(s.astype("float32"))
+            scores[group.name] = s
+        self._score_count.assign(self._score_count.numpy() + 1)
+        return scores
+
+    def _context(self, model, step):
+        from keras_neuronprune.criteria.base_criterion import ScoringContext
+
+        loss = self.loss
+        if loss is None:
+            loss = getattr(model, "loss", None)
+        return ScoringContext(
+            model, list(self._groups), data=self.data, loss=loss, step=step
+        )
+
+    def _check_data(self):
+        if getattr(self.criterion, "requires_data", False) and (
+            self.data is None
+        ):
+            raise ValueError(
+                f"Criterion {type(self.criterion).__name__} needs calibration "
+                "data, but `controller.data` is None. Pass `data=` to "
+                "`prune_structured` or, after loading a model, set "
+                "`model.controller.data = batches`. Received: data=None"
+            )
+
+    def _plans(self, model):
+        return [
+            _selection.make_plan(
+                g,
+                self.min_channels,
+                self.max_pruning_ratio,
+                self.round_to,
+                self.kept(model, g),
+            )
+            for g in self._groups
+        ]
+
+    def _counts(self, plans, scores, progress, model=None):
+        fixed = {}
+        dict_plans = [p for p in plans if p.name in self.pruning_ratio_dict]
+        if dict_plans:
+            fixed = _selection.local_counts(
+                dict_plans,
+                {
+                    name: ratio * progress
+                    for name, ratio in self.pruning_ratio_dict.items()
+                },
+            )
+        rest = [p for p in plans if p.name not in fixed]
+        if self.target_flops is not None:
+            target = 1.0 - (1.0 - self.target_flops) * progress
+            return self._search_flops(
+                plans,
+                rest,
+                scores,
+                fixed,
+                target,
+                exact=progress >= 1.0,
+                model=model,
+            )
+        if self.pruning_ratio is None:
+            return {**fixed, **{p.name: p.kept_count for p in rest}}
+        return self._ratio_counts(
+            rest, scores, fixed, self.pruning_ratio * progress
+        )
+
+    def _ratio_counts(self, rest, scores, fixed, ratio):
+        if self.global_pruning:
+            return _selection.global_counts(rest, scores, ratio, fixed)
+        counts = dict(fixed)
+        counts.update(
+            _selection.local_counts(rest, {p.name: ratio for p in rest})
+        )
+        return counts
+
+    def _search_flops(self, plans, rest, scores, fixed, target, exact, model):
+        """Bisection on the ratio of the non-fixed groups for `target`."""
+        base = self._estimator.base_flops
+
+        def estimate(ratio):
+            counts = self._ratio_counts(rest, scores, fixed, ratio)
+            return self._estimator.estimate(counts)[1] / base, counts
+
+        lo, hi = 0.0, 1.0 - 1e-9
+        best = estimate(lo)
+        if best[0] <= target:
+            return best[1]
+        top = estimate(hi)
+        if top[0] > target + 0.01:
+            raise ValueError(
+                f"`target_flops`={self.target_flops} cannot be reached: with "
+                f"min_channels={self.min_channels} and max_pruning_ratio="
+                f"{self.max_pruning_ratio}, pruning every prunable group as "
+                f"far as allowed keeps {top[0]:.3f} of the FLOPs."
+            )
+        for _ in range(40):
+            mid = 0.5 * (lo + hi)
+            value, counts = estimate(mid)
+            if value > target:
+                lo = mid
+            else:
+                hi = mid
+        counts = estimate(hi)[1]
+        if exact and model is not None:
+            counts = self._refine_exact(
+                plans, rest, scores, fixed, target, lo, hi, model
+            )
+        return counts
+
+    def _refine_exact(self, plans, rest, scores, fixed, target, lo, hi, model):
+        """Corrects the estimate with `count_cost` of the thinned model."""
+        from keras_neuronprune.pruning.strip_pruning import exact_cost
+
+        cache = {}
+
+        def exact(ratio):
+            counts = self._ratio_counts(rest, scores, fixed, ratio)
+            key = tuple(sorted(counts.items()))
+            if key not in cache:
+                keep = _selection.keep_sets(plans, scores, counts)
+                cache[key] = exact_cost(model, keep)[1] / self.base_flops
+            return cache[key], counts
+
+        ratio = hi
+        value, counts = exact(ratio)
+        if abs(value - target) <= 0.005:
+            return counts
+        # Bracket the target with exact costs, then bisect.
+        lo, hi = max(0.0, ratio - 0.1), min(1.0 - 1e-9, ratio + 0.1)
+        while lo > 0.0 and exact(lo)[0] < target:
+            lo = max(0.0, lo - 0.2)
+        while hi < 1.0 - 1e-9 and exact(hi)[0] > target:
+            hi = min(1.0 - 1e-9, hi + 0.2)
+        best = (abs(value - target), counts)
+        for _ in range(12):
+            mid = 0.5 * (lo + hi)
+            value, counts = exact(mid)
+            best = min(best, (abs(value - target), counts), key=lambda b: b[0])
+            if best[0] <= 0.002:
+                break
+            if value > target:
+                lo = mid
+            else:
+                hi = mid
+        return best[1]
+
+    # ------------------------------------------------------------------
+    # Masks.
+    def _layer(self, model, path):
+        key = (id(model), path)
+        layer = self._layer_cache.get(key)
+        if layer is None:
+            layer = find_layer(model, path)
+            self._layer_cache[key] = layer
+        return layer
+
+    def _mask_variable(self, model, path, kind):
+        layer = self._layer(model, path)
+        if kind == "input":
+            return layer.input_mask
+        for name in ("output_mask", "channel_mask"):
+            variable = getattr(layer, name, None)
+            if isinstance(variable, keras.Variable):
+                return variable
+        raise ValueError(f"internal error: layer {path!r} has no output mask")
+
+    def kept(self, model, group):
+        """Boolean array (size,): the group's channels still kept."""
+        path, kind, positions = self._targets[group.name][0]
+        mask = np.asarray(self._mask_variable(model, path, kind).numpy())
+        return np.all(mask[positions] > 0.5, axis=1)
+
+    def keep_sets(self, model):
+        """Dict group name -> kept indices, for groups that lost channels."""
+        keep = {}
+        for group in self._groups:
+            kept = self.kept(model, group)
+            if not kept.all():
+                keep[group.name] = np.nonzero(kept)[0]
+        return keep
+
+    def apply_keep(self, model, keep):
+        """Writes the masks of every group member from keep sets."""
+        masks = {}
+        for group in self._groups:
+            kept = np.zeros(group.size, bool)
+            kept[np.asarray(keep.get(group.name, np.arange(group.size)))] = True
+            for path, kind, positions in self._targets[group.name]:
+                key = (path, kind)
+                if key not in masks:
+                    variable = self._mask_variable(model, path, kind)
+                    masks[key] = np.ones(tuple(variable.shape), "float32")
+                removed = np.asarray(positions)[~kept].reshape(-1)
+                masks[key][removed] = 0.0
+        for (path, kind), mask in masks.items():
+            self._mask_variable(model, path, kind).assign(mask)
+        self._summary = None
+
+    # ------------------------------------------------------------------
+    # Reporting.
+    def kept_counts(self, model):
+        return {g.name: int(self.kept(model, g).sum()) for g in self._groups}
+
+    def _compute_summary(self, model):
+        counts = self.kept_counts(model)
+        total = sum(g.size for g in self._groups)
+        removed = total - sum(counts.values())
+        params, flops = self._estimator.estimate(counts)
+        summary = {
+            "pruning_ratio": removed / total if total else 0.0,
+            "params_kept": params / self.base_params
+            if self.base_params
+            else 1.0,
+            "flops_kept": flops / self.base_flops if self.base_flops else 1.0,
+            "cost/params": params,
+            "cost/flops": flops,
+        }
+        for name, count in counts.items():
+            summary[f"kept_channels/{name}"] = float(count)
+        return summary

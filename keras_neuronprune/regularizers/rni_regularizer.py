@@ -1,0 +1,56 @@
+"""`RNIRegularizer`: the receding-neuron-importance penalty of RNI.
+
+Attach it to the raw `gamma` of every `BoundedBatchNormalization`
+(`gamma_regularizer=RNIRegularizer()` or criterion `"rni"`'s
+`regularizer_for`). It pushes only the already-weak neurons towards 0 and
+leaves the strong ones alone, so importances become bimodal and a global
+threshold separates them.
+"""
+
+import keras
+from keras import ops
+
+from keras_neuronprune.regularizers._validation import finite_float
+from keras_neuronprune.regularizers._validation import non_negative_float
+
+
+@keras.saving.register_keras_serializable(package="keras_neuronprune")
+class RNIRegularizer(keras.regularizers.Regularizer):
+    """`strength * sum(s * (1 - ln s))` with `s = sigmoid(gamma + shift)`.
+
+    The penalty increases with `s`, so gradient descent always lowers
+    `gamma`, but its gradient `dR/dgamma = -ln(s) * s * (1 - s)` vanishes
+    both for `s -> 1` (important neurons, left alone) and `s -> 0`, and
+    peaks at `s ~ 0.236`, i.e. at importance `sigmoid(gamma) ~ 0.015` for
+    `shift=3`: weak neurons recede, strong ones are kept. Computed with
+    `log_sigmoid` for numerical stability. Defaults are the official code's
+    README example (`strength=1e-4`, `shift=3`); the paper's VGG-16 runs use
+    `strength=1e-3, shift=3`, ResNet-56 `strength=1e-4, shift=0`.
+
+    Args:
+        strength: the penalty weight lambda (>= 0).
+        shift: the offset `b` added to `gamma` inside the sigmoid.
+
+    Example:
+
+    ```python
+    bn = keras_neuronprune.layers.BoundedBatchNormalization(
+        gamma_regularizer=keras_neuronprune.regularizers.RNIRegularizer(
+            strength=1e-4, shift=3.0))
+    ```
+
+    Reference:
+        Suteu and Guo, "Receding Neuron Importances for Structured
+        Pruning", arXiv:2204.06404.
+    """
+
+    def __init__(self, strength=1e-4, shift=3.0):
+        self.strength = non_negative_float(strength, "strength")
+        self.shift = finite_float(shift, "shift")
+
+    def __call__(self, x):
+        log_s = ops.log_sigmoid(ops.cast(x, "float32") + self.shift)
+        return self.strength * ops.sum(ops.exp(log_s) * (1.0 - log_s))
+
+    def get_config(self):
+        return {"strength": self.strength, "shift": self.shift}

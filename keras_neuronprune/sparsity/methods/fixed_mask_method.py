@@ -1,0 +1,21 @@
+"""`FixedMaskMethod`: train with the masks the model already has."""
+
+from keras_neuronprune.sparsity.methods.base_method import BaseMethod
+
+
+class FixedMaskMethod(BaseMethod):
+    """Keeps every mask as it is; pruned weights stay exactly zero.
+
+    Used by `keras_neuronprune.sparsity.reinitialize` for the Scratch-E /
+    Scratch-B baselines of an unstructured-pruned model (same sparse
+    connectivity, fresh weights), and usable directly as
+    `WeightPruningController(method="fixed")` to fine-tune a sparse model.
+
+    Reference:
+        Liu et al., "Rethinking the Value of Network Pruning",
+        arXiv:1810.05270.
+    """
+
+    name = "fixed"
+    uses_schedule = False
+    supports_patterns = False

@@ -1,0 +1,69 @@
+"""`ConstantSparsity`: one target sparsity, re-applied at a fixed period."""
+
+import keras
+
+from keras_neuronprune.sparsity.schedules.base_pruning_schedule import (
+    PruningSchedule,
+)
+from keras_neuronprune.sparsity.schedules.base_pruning_schedule import (
+    validate_int,
+)
+from keras_neuronprune.sparsity.schedules.base_pruning_schedule import (
+    validate_sparsity,
+)
+
+
+@keras.saving.register_keras_serializable(package="keras_neuronprune")
+class ConstantSparsity(PruningSchedule):
+    """Prunes to `target_sparsity` every `frequency` steps.
+
+    Same arguments and behaviour as tfmot's `ConstantSparsity`: masks are
+    updated at `begin_step`, `begin_step + frequency`, ... up to `end_step`
+    (-1: forever), always to the same sparsity.
+
+    Args:
+        target_sparsity: fraction of zero weights, in [0, 1).
+        begin_step: first step at which masks are updated.
+        end_step: last step at which masks may be updated, -1 for no end.
+        frequency: number of steps between mask updates.
+
+    Raises:
+        ValueError: for an argument out of range.
+
+    Example:
+    ```python
+    schedule = keras_neuronprune.sparsity.schedules.ConstantSparsity(
+        0.8, begin_step=200, frequency=100)
+    schedule(200)  # (True, 0.8)
+    ```
+
+    Reference:
+        tfmot `tfmot.sparsity.keras.ConstantSparsity`.
+    """
+
+    def __init__(
+        self, target_sparsity, begin_step=0, end_step=-1, frequency=100
+    ):
+        self.target_sparsity = validate_sparsity(
+            target_sparsity, "target_sparsity"
+        )
+        self.begin_step = validate_int(begin_step, "begin_step", 0)
+        self.end_step = validate_int(
+            end_step, "end_step", self.begin_step, allow_minus_one=True
+        )
+        self.frequency = validate_int(frequency, "frequency", 1)
+
+    def __call__(self, step):
+        return self._in_range_and_turn(int(step)), self.target_sparsity
+
+    @property
+    def final_sparsity(self):
+        return self.target_sparsity
+
+    def get_config(self):
+        return {
+            "target_sparsity": self.target_sparsity,
+            "begin_step": self.begin_step,
+            "end_step": self.end_step,
+            "frequency": self.frequency,
+        }
