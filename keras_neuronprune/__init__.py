@@ -4,10 +4,7 @@ Find the channels a network does not need, train so they recede, remove
 them physically, and ship the thinner model.
 """
 
-try:  # TEMP until the cost module lands
-    from keras_neuronprune.cost import count_cost
-except ImportError:  # pragma: no cover
-    count_cost = None
+from keras_neuronprune.cost import count_cost
 from keras_neuronprune.graph import channel_groups
 from keras_neuronprune.graph import register_layer_handler
 from keras_neuronprune.rewrite import thin_model

@@ -39,7 +39,9 @@ def graph_of(model):
 
 def is_nested_graph(operation):
     """Whether `operation` is a model whose call sites should be expanded."""
-    return isinstance(operation, keras.Model) and graph_of(operation) is not None
+    return (
+        isinstance(operation, keras.Model) and graph_of(operation) is not None
+    )
 
 
 def call_sites(model, input_shapes=None):
@@ -123,7 +125,9 @@ def _walk(graph, path, actual_inputs, sites):
             if any(id(x) not in tensors for x in node.input_tensors):
                 continue
             args, kwargs = node.arguments.fill_in(tensors)
-            outputs = keras.tree.flatten(op.compute_output_spec(*args, **kwargs))
+            outputs = keras.tree.flatten(
+                op.compute_output_spec(*args, **kwargs)
+            )
             for x, y in zip(node.outputs, outputs):
                 tensors[id(x)] = y
             inputs = [tensors[id(x)] for x in node.input_tensors]

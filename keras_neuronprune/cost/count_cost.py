@@ -8,9 +8,9 @@ import keras
 
 from keras_neuronprune.cost import _shapes
 from keras_neuronprune.cost.flops_registry import get_flops_rule
+from keras_neuronprune.cost.flops_rules import UndefinedShapeError
 from keras_neuronprune.cost.flops_rules import UnknownActivationError
 from keras_neuronprune.cost.flops_rules import channel_axis
-from keras_neuronprune.cost.flops_rules import zero_flops
 from keras_neuronprune.cost.layer_cost import LayerCost
 from keras_neuronprune.cost.model_cost import ModelCost
 
@@ -78,22 +78,24 @@ def count_cost(model, input_shape=None):
             if id(weight) not in counted_weights:
                 counted_weights.add(id(weight))
                 params += math.prod(weight.shape)
+        ins = [_batch_one(s) for s in site.input_shapes]
+        outs = [_batch_one(s) for s in site.output_shapes]
         rule = get_flops_rule(op)
         flops = None
-        if rule is not None:
-            needs_shapes = rule is not zero_flops
-            ins = [_batch_one(s, name, needs_shapes) for s in site.input_shapes]
-            outs = [
-                _batch_one(s, name, needs_shapes) for s in site.output_shapes
-            ]
+        if rule is None:
+            missing[type(op).__name__].append(name)
+        else:
             try:
                 flops = rule(op, ins, outs)
             except UnknownActivationError as e:
                 missing[f"activation {e}"].append(name)
-        else:
-            ins = [_batch_one(s, name, False) for s in site.input_shapes]
-            outs = [_batch_one(s, name, False) for s in site.output_shapes]
-            missing[type(op).__name__].append(name)
+            except UndefinedShapeError as e:
+                raise ValueError(
+                    "count_cost needs fully defined shapes, but layer "
+                    f"{name!r} has undefined dimensions: inputs {ins}, "
+                    f"outputs {outs} (batch shown as 1). Pass the input "
+                    "size, e.g. count_cost(model, input_shape=(224, 224, 3))."
+                ) from e
         if flops is None:
             uncounted.append(name)
             flops = 0
@@ -183,18 +185,9 @@ def _is_shape(value):
     )
 
 
-def _batch_one(shape, layer_name, strict):
+def _batch_one(shape):
     shape = tuple(shape)
-    if not shape:
-        return shape
-    shape = (1,) + shape[1:]
-    if strict and any(d is None for d in shape):
-        raise ValueError(
-            f"count_cost needs fully defined shapes, but layer {layer_name!r}"
-            f" sees shape {shape} (batch shown as 1). Pass the input size, "
-            "e.g. count_cost(model, input_shape=(224, 224, 3))."
-        )
-    return shape
+    return (1,) + shape[1:] if shape else shape
 
 
 def _channel_axis(op):

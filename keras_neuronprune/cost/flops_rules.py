@@ -65,8 +65,18 @@ ACTIVATION_FLOPS = {
 }
 
 
+class UndefinedShapeError(ValueError):
+    """Raised by a rule that needs a dimension the graph leaves undefined."""
+
+
 def elements(shape):
-    """Number of elements of a shape tuple (batch already set to 1)."""
+    """Number of elements of a shape tuple (batch already set to 1).
+
+    Raises:
+        UndefinedShapeError: if a dimension is None.
+    """
+    if any(d is None for d in shape):
+        raise UndefinedShapeError(shape)
     return math.prod(shape)
 
 
@@ -175,7 +185,8 @@ def _einsum_letter_sizes(spec, shape, sizes):
     else:
         letters = list(spec)
     for letter, dim in zip(letters, shape):
-        sizes.setdefault(letter, dim)
+        if dim is not None:
+            sizes.setdefault(letter, dim)
     return letters
 
 
@@ -186,12 +197,17 @@ def einsum_dense_flops(layer, input_shapes, output_shapes):
     in_spec, kernel_spec = lhs.split(",")
     sizes = {}
     letters = set(_einsum_letter_sizes(in_spec, input_shapes[0], sizes))
-    letters |= set(_einsum_letter_sizes(out_spec, output_shapes[0], sizes))
     letters |= set(
         _einsum_letter_sizes(kernel_spec, tuple(layer.kernel.shape), sizes)
     )
+    # The output shape can hold None where `output_shape` was given with
+    # None: those letters are known from the input.
+    out_letters = _einsum_letter_sizes(out_spec, output_shapes[0], sizes)
+    letters |= set(out_letters)
+    if any(letter not in sizes for letter in letters):
+        raise UndefinedShapeError(output_shapes[0])
     macs = math.prod(sizes[letter] for letter in letters)
-    out = elements(output_shapes[0])
+    out = math.prod(sizes[letter] for letter in out_letters)
     bias = out if getattr(layer, "bias", None) is not None else 0
     return 2 * macs + bias + _fused_activation(layer, out)
 
@@ -461,9 +477,11 @@ BUILTIN_RULES.update(
         "keras.src.applications.convnext.StochasticDepth": zero_flops,
     }
 )
+# A binary keras.ops call is one op per output element, whether its second
+# operand is a tensor or a Python number (`x + 3.0`).
 BUILTIN_RULES.update(
     {
-        _OPS + "numpy." + name: merge_flops
+        _OPS + "numpy." + name: one_per_element
         for name in (
             "Add",
             "Subtract",

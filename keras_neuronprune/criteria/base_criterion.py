@@ -1,6 +1,30 @@
-"""The contract every structured importance criterion follows."""
+"""The contract every structured importance criterion follows.
+
+A criterion is used in two ways:
+
+- one-shot: `criterion.score(ScoringContext(model, groups, data, loss))`
+  returns `{group_name: scores}` for every prunable group, and the caller
+  keeps the highest-scoring channels (globally or per group);
+- during training (`prune_structured`): the controller attaches
+  `criterion.regularizer_for(layer)` (on the weight named by
+  `criterion.regularized_weight(layer)`) to every layer of the training
+  clone, calls `criterion.update(context)` after every training batch
+  (stateful criteria such as GReg grow their penalties there; the default
+  does nothing) and `criterion.score(context)` when it prunes.
+
+A criterion returns scores for every prunable group of the context. Groups
+it cannot measure (`supports(group, model)` is False, e.g. a group without
+BatchNormalization for `"bn_scale"`) get a constant score equal to the
+largest score it gave elsewhere (1.0 when it measured nothing), so a
+global ranking never removes them, and a `UserWarning` names them; exclude
+them with `ignored_layers` when pruning per group.
+"""
+
+import warnings
 
 import numpy as np
+
+NORMALIZATIONS = ("none", "mean", "max", "l2")
 
 
 class ScoringContext:
@@ -45,6 +69,7 @@ class Criterion:
     """
 
     requires_data = False
+    alias = None
 
     def __init__(self, reduction="sum"):
         if reduction not in ("sum", "mean", "max"):
@@ -59,7 +84,43 @@ class Criterion:
         raise NotImplementedError
 
     def regularizer_for(self, layer):
+        """The sparsity regulariser to put on `layer`, or None."""
         return None
+
+    def regularized_weight(self, layer):
+        """Name of the weight `regularizer_for(layer)` applies to."""
+        return None
+
+    def update(self, context):
+        """Called after every training batch; stateful criteria override."""
+
+    def supports(self, group, model):
+        """Whether the criterion can measure `group` in `model`."""
+        return True
+
+    def prunable_groups(self, context):
+        return [g for g in context.groups if getattr(g, "prunable", True)]
+
+    def fill_unsupported(self, scores, groups, names, top=None):
+        """Gives the groups in `names` the largest score (see module doc).
+
+        `top` overrides the score given (e.g. 1.0 for bounded scores).
+        """
+        if not names:
+            return scores
+        if top is None:
+            values = [np.max(v) for v in scores.values() if np.size(v)]
+            top = float(max(values)) if values else 1.0
+        warnings.warn(
+            f"Criterion {type(self).__name__} cannot measure channel "
+            f"group(s) {sorted(names)}; they are scored as the most "
+            "important channels and are not removed by a global ranking.",
+            stacklevel=3,
+        )
+        for group in groups:
+            if group.name in names:
+                scores[group.name] = np.full(group.size, top, "float64")
+        return scores
 
     def reduce(self, member_scores):
         """Combines a list of per-channel member score arrays."""
@@ -73,9 +134,50 @@ class Criterion:
     def get_config(self):
         return {"reduction": self.reduction}
 
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"
+
     @classmethod
     def from_config(cls, config):
         return cls(**config)
+
+
+def normalize_scores(scores, method):
+    """Divides one member's scores by their mean, max or L2 norm.
+
+    Args:
+        scores: 1-D array of non-negative scores.
+        method: "none", "mean", "max" or "l2". An all-zero vector is
+            returned unchanged.
+
+    Returns:
+        float64 array of the same shape.
+    """
+    scores = np.asarray(scores, "float64")
+    if method == "none":
+        return scores
+    if method == "mean":
+        denominator = float(np.mean(np.abs(scores))) if scores.size else 0.0
+    elif method == "max":
+        denominator = float(np.max(np.abs(scores))) if scores.size else 0.0
+    elif method == "l2":
+        denominator = float(np.sqrt(np.sum(scores**2)))
+    else:
+        raise ValueError(
+            f"`normalize` must be one of {NORMALIZATIONS}. "
+            f"Received: normalize={method!r}"
+        )
+    return scores / denominator if denominator > 0 else scores
+
+
+def check_normalize(method):
+    if method not in NORMALIZATIONS:
+        raise ValueError(
+            f"`normalize` must be one of {NORMALIZATIONS}. "
+            f"Received: normalize={method!r}"
+        )
+    return method
 
 
 def check_finite_scores(scores, group_name):

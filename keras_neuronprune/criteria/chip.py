@@ -27,11 +27,14 @@ def group_feature_tensors(model, group, sites):
 
     Returns:
         List of `(tensor, positions)` with `positions` an int array
-        `(size, r)` on the tensor's last axis.
+        `(size, r)` on the tensor's last axis; empty when every member is
+        inside a nested model.
     """
+    members = [m for m in group.members if "/" not in m.layer]
+
     def collect(select):
         found, seen = [], set()
-        for member in group.members:
+        for member in members:
             if not select(member):
                 continue
             tensor = member_tensor(model, member, sites)
@@ -54,7 +57,7 @@ def group_feature_tensors(model, group, sites):
         # pool them away.
         pooled = {
             m.layer
-            for m in group.members
+            for m in members
             if m.role == "output"
             and len(member_tensor(model, m, sites).shape) <= 2
         }
@@ -66,11 +69,6 @@ def group_feature_tensors(model, group, sites):
     if not found:
         found = consumers or collect(
             lambda m: m.kind == "producer" and m.role == "output"
-        )
-    if not found:
-        raise ValueError(
-            f"Channel group {group.name!r} has no producer or consumer layer "
-            "whose activations could be read."
         )
     return found
 
@@ -223,22 +221,22 @@ class CHIP(Criterion):
         index_of = {}
         for group in groups:
             entries = []
-            for tensor, positions in group_feature_tensors(
-                model, group, sites
-            ):
+            for tensor, positions in group_feature_tensors(model, group, sites):
                 if id(tensor) not in index_of:
                     index_of[id(tensor)] = len(tensors)
                     tensors.append(tensor)
                 entries.append((index_of[id(tensor)], positions))
             plan[group.name] = entries
+        unsupported = [name for name, entries in plan.items() if not entries]
         if not tensors:
-            return {}
+            return self.fill_unsupported({}, groups, unsupported)
         sums = {
             name: [np.zeros(len(e[1])) for e in entries]
             for name, entries in plan.items()
         }
         total = 0
-        for outputs in run_feature_model(feature_model(model, tensors), batches):
+        sub = feature_model(model, tensors)
+        for outputs in run_feature_model(sub, batches):
             total += outputs[0].shape[0]
             for name, entries in plan.items():
                 for k, (j, positions) in enumerate(entries):
@@ -247,12 +245,14 @@ class CHIP(Criterion):
                     sums[name][k] += ci.sum(axis=0)
         scores = {}
         for group in groups:
+            if group.name in unsupported:
+                continue
             member_scores = [s / total for s in sums[group.name]]
             scores[group.name] = check_finite_scores(
                 self.reduce(member_scores), group.name
             )
         self.last_cost_seconds = time.perf_counter() - start
-        return scores
+        return self.fill_unsupported(scores, groups, unsupported)
 
     def get_config(self):
         config = super().get_config()

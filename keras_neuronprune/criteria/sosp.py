@@ -117,10 +117,17 @@ class SOSP(Criterion):
             needs_targets=True,
         )
         groups = [g for g in context.groups if g.prunable]
-        group_slices = {g.name: structure_slices(model, g) for g in groups}
+        group_slices, unsupported = {}, []
+        for g in groups:
+            try:
+                group_slices[g.name] = structure_slices(model, g)
+            except ValueError:
+                group_slices[g.name] = []
+            if not group_slices[g.name]:
+                unsupported.append(g.name)
         all_slices = [s for g in groups for s in group_slices[g.name]]
         if not all_slices:
-            return {}
+            return self.fill_unsupported({}, groups, unsupported)
         variables, vectors = structure_vectors(all_slices)
         grads = [np.zeros(v.shape) for v in variables]
         hvs = [np.zeros(v.shape) for v in variables]
@@ -143,17 +150,14 @@ class SOSP(Criterion):
         index = {id(v): i for i, v in enumerate(variables)}
         scores = {}
         for group in groups:
+            if group.name in unsupported:
+                continue
             firsts, seconds = [], []
             for s in group_slices[group.name]:
                 i = index[id(s.variable)]
                 theta = np.asarray(s.variable.numpy(), "float64")
                 firsts.append(s.per_channel(theta * grads[i] / total))
                 seconds.append(s.per_channel(theta * hvs[i] / total))
-            if not firsts:
-                raise ValueError(
-                    f"Channel group {group.name!r} has no parameters SOSP can "
-                    "score (no producer kernel or channelwise weights)."
-                )
             if self.reduction == "sum":
                 value = np.abs(np.sum(firsts, 0)) + 0.5 * np.abs(
                     np.sum(seconds, 0)
@@ -167,7 +171,7 @@ class SOSP(Criterion):
                 )
             scores[group.name] = check_finite_scores(value, group.name)
         self.last_cost_seconds = time.perf_counter() - start
-        return scores
+        return self.fill_unsupported(scores, groups, unsupported)
 
     def get_config(self):
         config = super().get_config()

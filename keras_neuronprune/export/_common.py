@@ -240,11 +240,21 @@ def keras_outputs(model, inputs, batch_size=32):
     """Runs the Keras model (inference mode); returns a list of arrays."""
     import keras
 
+    try:
+        structure = model.input
+    except (AttributeError, ValueError):
+        structure = None
     n = inputs[0].shape[0]
     chunks = []
     for start in range(0, n, batch_size):
         batch = [a[start : start + batch_size] for a in inputs]
-        out = model(batch[0] if len(batch) == 1 else batch, training=False)
+        if structure is not None:
+            # Feed the structure the model was built with (a single tensor
+            # or a list), which avoids Keras' structure-mismatch warning.
+            feed = keras.tree.pack_sequence_as(structure, batch)
+        else:
+            feed = batch[0] if len(batch) == 1 else batch
+        out = model(feed, training=False)
         flat = keras.tree.flatten(out)
         chunks.append([keras.ops.convert_to_numpy(o) for o in flat])
     return [

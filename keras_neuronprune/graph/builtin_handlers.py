@@ -231,9 +231,11 @@ class GroupNormalizationHandler(ChannelwiseHandler):
 class SoftmaxHandler(ChannelwiseHandler):
     def extra(self, layer, site, graph, ids):
         rank = len(site.inputs[0].shape)
-        axis = layer.axis if isinstance(layer.axis, (list, tuple)) else [
+        axis = (
             layer.axis
-        ]
+            if isinstance(layer.axis, (list, tuple))
+            else [layer.axis]
+        )
         if (rank - 1) in {a % rank for a in axis}:
             name = type(layer).__name__
             graph.inexact(
@@ -492,9 +494,13 @@ class MergeHandler(LayerHandler):
                     f"{len(ids)} and {n} channels"
                 )
         if not full:
-            return None if n is None else (
-                f"blocked by layer '{site.path}': no input carries its "
-                "channels"
+            return (
+                None
+                if n is None
+                else (
+                    f"blocked by layer '{site.path}': no input carries its "
+                    "channels"
+                )
             )
         for ids in full[1:]:
             graph.couple(full[0], ids)

@@ -316,7 +316,9 @@ class DependencyGraph:
                             f"its channels repeat unevenly in layer '{path}'"
                         )
                     continue
-                members[g].append(GroupMember(path, role, kind, index, channels))
+                members[g].append(
+                    GroupMember(path, role, kind, index, channels)
+                )
         partitions = [[] for _ in names]
         for path, ids, chunks in self._partitions:
             parts = list(self._split(ids))
@@ -356,9 +358,9 @@ class DependencyGraph:
                     size=sizes[g],
                     prunable=reason is None,
                     exact=exact,
-                    reason=reason if reason is not None else (
-                        None if exact else f"inexact: {inexact[g]}"
-                    ),
+                    reason=reason
+                    if reason is not None
+                    else (None if exact else f"inexact: {inexact[g]}"),
                     members=members[g],
                     partitions=partitions[g],
                 )
@@ -370,8 +372,10 @@ class DependencyGraph:
         gids = self.group_of[labs]
         ranks = self.rank_of[labs]
         for g in np.unique(gids):
-            pos = np.nonzero(gids == g)[0] if len(np.unique(gids)) > 1 else (
-                np.arange(len(ids))
+            pos = (
+                np.nonzero(gids == g)[0]
+                if len(np.unique(gids)) > 1
+                else (np.arange(len(ids)))
             )
             size = len(self.group_labels[g])
             ks = ranks[pos]

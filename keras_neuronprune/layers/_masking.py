@@ -58,9 +58,7 @@ class MaskedLayerMixin:
             self.input_mask = None
 
     def _mask_variables(self):
-        return [
-            v for v in (self.output_mask, self.input_mask) if v is not None
-        ]
+        return [v for v in (self.output_mask, self.input_mask) if v is not None]
 
     def _channel_axis(self):
         if getattr(self, "data_format", "channels_last") == "channels_first":

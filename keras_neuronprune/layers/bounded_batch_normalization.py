@@ -17,10 +17,14 @@ from keras import ops
 from keras_neuronprune.layers._gradient_scale import GradientScaledRegularizer
 from keras_neuronprune.layers._gradient_scale import scale_gradient
 from keras_neuronprune.layers._masking import as_mask
-from keras_neuronprune.layers._masking import broadcast_channels
 
 _GAMMA_MAPPINGS = ("relative", "clip", "constant")
-_EXCLUDED_PARENT_KEYS = ("scale", "renorm", "renorm_clipping", "renorm_momentum")
+_EXCLUDED_PARENT_KEYS = (
+    "scale",
+    "renorm",
+    "renorm_clipping",
+    "renorm_momentum",
+)
 
 
 def _logit(p):

@@ -82,9 +82,7 @@ class ChannelGate(keras.layers.Layer):
 
     def call(self, inputs):
         factor = ops.cast(self.gate * self.channel_mask, inputs.dtype)
-        return inputs * broadcast_channels(
-            factor, len(inputs.shape), self.axis
-        )
+        return inputs * broadcast_channels(factor, len(inputs.shape), self.axis)
 
     def compute_output_shape(self, input_shape):
         return input_shape

@@ -49,8 +49,6 @@ class MaskedDepthwiseConv2D(MaskedLayerMixin, keras.layers.DepthwiseConv2D):
 
     def stripped_weights(self):
         weights = super().stripped_weights()
-        mask = self.output_mask.numpy().reshape(
-            -1, self.depth_multiplier
-        )
+        mask = self.output_mask.numpy().reshape(-1, self.depth_multiplier)
         weights[0] = weights[0] * mask[None, None]
         return weights

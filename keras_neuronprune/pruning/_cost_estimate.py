@@ -83,51 +83,17 @@ class CostEstimator:
 
 
 def layer_cost_table(model, cost):
-    """`[path, params, flops, n_in, n_out]` rows from `count_cost(model)`."""
-    from keras_neuronprune.graph import _keras_graph as kg
-    from keras_neuronprune.pruning._surgery import iter_layers
+    """`[path, params, flops, n_in, n_out]` rows of `count_cost(model)`.
 
-    by_name = {}
-    for path, layer in iter_layers(kg.as_functional(model)):
-        by_name.setdefault(layer.name, path)
-        by_name[path] = path
-    rows = []
-    for layer_cost in cost.layers:
-        path = by_name.get(layer_cost.name)
-        if path is None:
-            continue
-        layer = _find(model, path)
-        n_in = _channels(_first(_attribute(layer, "input")))
-        n_out = _channels(_first(_attribute(layer, "output")))
-        rows.append(
-            [path, int(layer_cost.params), int(layer_cost.flops), n_in, n_out]
-        )
-    return rows
-
-
-def _find(model, path):
-    from keras_neuronprune.pruning._surgery import find_layer
-
-    return find_layer(model, path)
-
-
-def _attribute(layer, name):
-    try:
-        return getattr(layer, name)
-    except (AttributeError, ValueError):
-        return None
-
-
-def _first(tensor):
-    while isinstance(tensor, (list, tuple)) and tensor:
-        tensor = tensor[0]
-    if isinstance(tensor, dict) and tensor:
-        tensor = next(iter(tensor.values()))
-    return tensor
-
-
-def _channels(tensor):
-    shape = getattr(tensor, "shape", None)
-    if shape is None or len(shape) < 2 or shape[-1] is None:
-        return 0
-    return int(shape[-1])
+    One row per layer call (a shared layer has several).
+    """
+    return [
+        [
+            c.name,
+            int(c.params),
+            int(c.flops),
+            int(c.channels_in or 0),
+            int(c.channels_out or 0),
+        ]
+        for c in cost.layers
+    ]

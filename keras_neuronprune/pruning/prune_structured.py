@@ -1,6 +1,7 @@
 """`prune_structured`: wrap a model for channel pruning during training."""
 
 import numbers
+import warnings
 
 import keras
 
@@ -202,7 +203,7 @@ def prune_structured(
         gates_after_bn="gates" in needs,
     )
 
-    from keras_neuronprune.pruning._count_cost import count_cost
+    from keras_neuronprune.cost import count_cost
 
     cost = count_cost(model)
     layer_costs = layer_cost_table(model, cost)
@@ -245,17 +246,55 @@ def prune_structured(
     )
     from keras_neuronprune.core.pruned_model import PrunedModel
 
-    return PrunedModel(
+    pruned = PrunedModel(
         clone.input, clone.output, name=model.name, controller=controller
     )
+    unsupported = controller.unsupported_groups(pruned)
+    if unsupported:
+        warnings.warn(
+            f"Criterion {criterion_name!r} cannot measure channel group(s) "
+            f"{sorted(unsupported)}; they keep all their channels. Add them "
+            "to `ignored_layers` to silence this warning.",
+            stacklevel=2,
+        )
+    return pruned
+
+
+_CRITERIA = {
+    "rni": ("rni", "RNI"),
+    "l1": ("l1_norm", "L1Norm"),
+    "l2": ("l2_norm", "L2Norm"),
+    "bn_scale": ("bn_scale", "BNScale"),
+    "bn_stats": ("bn_statistics", "BNStatistics"),
+    "taylor": ("taylor", "Taylor"),
+    "taylor_activation": ("taylor_activation", "TaylorActivation"),
+    "taylor_so": ("taylor_second_order", "TaylorSecondOrder"),
+    "random": ("random_criterion", "RandomCriterion"),
+}
+
+
+def _get_criterion(name):
+    """`keras_neuronprune.criteria.get`, or a minimal stand-in for it."""
+    try:
+        from keras_neuronprune.criteria import get
+    except ImportError:
+        get = None
+    if get is not None:
+        return get(name)
+    import importlib
+
+    entry = _CRITERIA.get(name.lower())
+    if entry is None:
+        raise ValueError(f"known criteria: {sorted(_CRITERIA)}")
+    module = importlib.import_module(f"keras_neuronprune.criteria.{entry[0]}")
+    return getattr(module, entry[1])()
 
 
 def _resolve_criterion(criterion):
-    from keras_neuronprune import criteria
     from keras_neuronprune.criteria.base_criterion import Criterion
 
     if isinstance(criterion, Criterion):
-        name = getattr(criterion, "name", None) or type(criterion).__name__
+        name = getattr(criterion, "alias", None) or type(criterion).__name__
         return str(name).lower(), criterion
     if not isinstance(criterion, str):
         raise ValueError(
@@ -263,7 +302,7 @@ def _resolve_criterion(criterion):
             f"Received: criterion={criterion!r}"
         )
     try:
-        resolved = criteria.get(criterion)
+        resolved = _get_criterion(criterion)
     except (ValueError, KeyError) as error:
         raise ValueError(
             f"Unknown `criterion`. Received: criterion={criterion!r}. ({error})"
@@ -277,15 +316,13 @@ def _resolve_criterion(criterion):
 
 def _criterion_needs(criterion, name):
     """What the criterion needs in the model: bounded BNs, gates."""
+    from keras_neuronprune.criteria._taylor_base import GateTaylorBase
+    from keras_neuronprune.criteria.rni import RNI
+
     needs = set()
-    if getattr(criterion, "uses_bounded_batch_normalization", None) or (
-        name == "rni"
-    ):
+    if isinstance(criterion, RNI) or name == "rni":
         needs.add("bounded_bn")
-    if getattr(criterion, "uses_gates", None) or name in (
-        "taylor",
-        "taylor_so",
-    ):
+    if isinstance(criterion, GateTaylorBase):
         needs.add("gates")
     return needs
 

@@ -82,7 +82,7 @@ def strip_structured(model, check=True):
 
 def exact_cost(model, keep):
     """`(params, flops)` of the thinned model for keep sets `keep`."""
-    from keras_neuronprune.pruning._count_cost import count_cost
+    from keras_neuronprune.cost import count_cost
     from keras_neuronprune.rewrite import thin_model
 
     plain = _plain_cache(model)

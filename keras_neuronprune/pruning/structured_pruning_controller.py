@@ -4,6 +4,7 @@ import keras
 import numpy as np
 
 from keras_neuronprune.core.pruning_controller import PruningController
+from keras_neuronprune.criteria.base_criterion import Criterion
 from keras_neuronprune.pruning import _selection
 from keras_neuronprune.pruning._cost_estimate import CostEstimator
 from keras_neuronprune.pruning._group_spec import group_from_config
@@ -184,12 +185,15 @@ class StructuredPruningController(PruningController, keras.layers.Layer):
         self._check_data()
 
     def on_train_batch_begin(self, model, step):
-        update = getattr(self.criterion, "update", None)
-        if update is not None:
-            update(self._context(model, step))
         should_prune, ratio = check_schedule_output(self.schedule, step)
         if should_prune:
             self.prune(model, ratio, step)
+
+    def on_train_batch_end(self, model, step, logs=None):
+        # Stateful criteria (GReg's growing penalties) advance every batch.
+        update = getattr(type(self.criterion), "update", None)
+        if update is not None and update is not Criterion.update:
+            self.criterion.update(self._context(model, step))
 
     def summary_scalars(self, model):
         if self._summary is None:
@@ -199,9 +203,11 @@ class StructuredPruningController(PruningController, keras.layers.Layer):
     def importance_histograms(self, model):
         if int(self._score_count.numpy()) == 0:
             return {}
+        unsupported = self.unsupported_groups(model)
         return {
             g.name: np.asarray(v.numpy(), "float64")
             for g, v in zip(self._groups, self._importance)
+            if g.name not in unsupported
         }
 
     def strip(self, model):
@@ -242,11 +248,19 @@ class StructuredPruningController(PruningController, keras.layers.Layer):
         )
 
         self._check_data()
-        raw = self.criterion.score(self._context(model, step))
+        unsupported = self._unsupported(model)
+        measured = [g for g in self._groups if g.name not in unsupported]
+        raw = {}
+        if measured:
+            raw = self.criterion.score(self._context(model, step, measured))
         first = int(self._score_count.numpy()) == 0
         m = 0.0 if first else self.importance_momentum
         scores = {}
         for group, variable in zip(self._groups, self._importance):
+            if group.name in unsupported:
+                # Kept whole (see `_counts`); the score is never compared.
+                scores[group.name] = np.ones(group.size)
+                continue
             if group.name not in raw:
                 raise ValueError(
                     f"Criterion {type(self.criterion).__name__} returned no "
@@ -266,14 +280,15 @@ class StructuredPruningController(PruningController, keras.layers.Layer):
         self._score_count.assign(self._score_count.numpy() + 1)
         return scores
 
-    def _context(self, model, step):
+    def _context(self, model, step, groups=None):
         from keras_neuronprune.criteria.base_criterion import ScoringContext
 
         loss = self.loss
         if loss is None:
             loss = getattr(model, "loss", None)
+        groups = list(self._groups) if groups is None else list(groups)
         return ScoringContext(
-            model, list(self._groups), data=self.data, loss=loss, step=step
+            model, groups, data=self.data, loss=loss, step=step
         )
 
     def _check_data(self):
@@ -299,16 +314,37 @@ class StructuredPruningController(PruningController, keras.layers.Layer):
             for g in self._groups
         ]
 
+    def unsupported_groups(self, model):
+        """Names of the groups the criterion cannot measure in `model`.
+
+        They keep all their channels (unlike a criterion's fallback score,
+        which would let an index order decide).
+        """
+        supports = getattr(self.criterion, "supports", None)
+        if supports is None:
+            return set()
+        return {g.name for g in self._groups if not supports(g, model)}
+
+    _unsupported = unsupported_groups
+
     def _counts(self, plans, scores, progress, model=None):
-        fixed = {}
-        dict_plans = [p for p in plans if p.name in self.pruning_ratio_dict]
+        # Groups the criterion cannot measure keep their channels.
+        unsupported = self._unsupported(model) if model is not None else set()
+        fixed = {p.name: p.kept_count for p in plans if p.name in unsupported}
+        dict_plans = [
+            p
+            for p in plans
+            if p.name in self.pruning_ratio_dict and p.name not in fixed
+        ]
         if dict_plans:
-            fixed = _selection.local_counts(
-                dict_plans,
-                {
-                    name: ratio * progress
-                    for name, ratio in self.pruning_ratio_dict.items()
-                },
+            fixed.update(
+                _selection.local_counts(
+                    dict_plans,
+                    {
+                        name: ratio * progress
+                        for name, ratio in self.pruning_ratio_dict.items()
+                    },
+                )
             )
         rest = [p for p in plans if p.name not in fixed]
         if self.target_flops is not None:

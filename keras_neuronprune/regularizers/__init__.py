@@ -10,9 +10,7 @@ All regularisers subclass `keras.regularizers.Regularizer` and are
 registered serialisable under `keras_neuronprune`.
 """
 
-from keras_neuronprune.regularizers.attach_regularizer import (
-    attach_regularizer,
-)
+from keras_neuronprune.regularizers.attach_regularizer import attach_regularizer
 from keras_neuronprune.regularizers.greg_schedule import GRegSchedule
 from keras_neuronprune.regularizers.growing_regularizer import (
     GrowingRegularizer,

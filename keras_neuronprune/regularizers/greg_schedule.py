@@ -17,6 +17,7 @@ import numpy as np
 
 from keras_neuronprune.regularizers._validation import finite_float
 from keras_neuronprune.regularizers._validation import non_negative_float
+from keras_neuronprune.regularizers.growing_regularizer import KEEP
 from keras_neuronprune.regularizers.growing_regularizer import PRUNE
 
 _VARIANTS = ("greg1", "greg2")
@@ -150,7 +151,8 @@ class GRegSchedule:
         Args:
             step: the training step.
             selection: per-filter pick state (-1 undecided, 0 kept,
-                1 picked).
+                1 picked); undecided filters get 0 (GReg-1) or the
+                uniform coefficient (GReg-2).
 
         Returns:
             A float32 NumPy vector.
@@ -160,22 +162,18 @@ class GRegSchedule:
         if step < self.start_step:
             return out
         picked = selection == PRUNE
-        decided = bool(np.all(selection >= 0))
+        kept = selection == KEEP
         if self.variant == "greg2":
             k = self._increments(step, self.start_step)
-            uniform = min(k * self.granularity_pick, self.upper_limit_pick)
-            if not decided or step < self.pick_step():
-                out[:] = uniform
+            out[:] = min(k * self.granularity_pick, self.upper_limit_pick)
+            if step < self.pick_step():
                 return out
             k = self._increments(step, self.pick_step())
-            grown = min(
+            out[picked] = min(
                 self.upper_limit_pick + k * self.granularity_prune,
                 self.upper_limit,
             )
-            out[:] = self.granularity_recover
-            out[picked] = grown
-            return out
-        if not decided:
+            out[kept] = self.granularity_recover
             return out
         k = self._increments(step, self.start_step)
         out[picked] = min(k * self.granularity_prune, self.upper_limit)

@@ -35,8 +35,9 @@ class Rebuilder:
         keep = self._keep(self.graph.channels(tensor))
         if keep is not None and self.mode == "thin":
             shape[-1] = int(keep.sum())
+        layer, _, _ = kg.tensor_producer(tensor)
         return keras.Input(
-            batch_shape=tuple(shape), dtype=tensor.dtype, name=tensor.name
+            batch_shape=tuple(shape), dtype=tensor.dtype, name=layer.name
         )
 
     def _model(self, model):
@@ -47,9 +48,7 @@ class Rebuilder:
             return keras.Sequential(
                 [new_inputs[0]] + new_layers, name=model.name
             )
-        outputs = kg.run_through_graph(
-            functional, new_inputs, self._operation
-        )
+        outputs = kg.run_through_graph(functional, new_inputs, self._operation)
         structure = functional._inputs_struct
         inputs = keras.tree.pack_sequence_as(structure, new_inputs)
         return keras.Model(inputs, outputs, name=model.name)
@@ -82,7 +81,8 @@ class Rebuilder:
                 )
             elif self.mode == "zero" and _changes(in_keep):
                 weights = info.handler.zero_inputs(op, weights, in_keep)
-        new = op.__class__.from_config(config)
+        with kg.trusted_deserialization():
+            new = op.__class__.from_config(config)
         if weights is None:
             new_values = values
         else:

@@ -82,7 +82,12 @@ def clone_model(model, clone_function):
     clone = keras.models.clone_model(
         model, clone_function=clone_function, recursive=True
     )
-    return keras.Model(clone.inputs, clone.outputs, name=model.name)
+    if is_sequential(clone):
+        # A Sequential model has one input and one output.
+        inputs, outputs = clone.inputs[0], clone.outputs[0]
+    else:
+        inputs, outputs = clone.input, clone.output
+    return keras.Model(inputs, outputs, name=model.name)
 
 
 def copy_weights(source, target):

@@ -346,7 +346,7 @@ def prune_weights(
     for path, layer in iter_layers(model):
         copy_weights(layer, new_layers[path])
     pruned = PrunedModel(
-        rebuilt.inputs, rebuilt.outputs, name=model.name, controller=controller
+        rebuilt.input, rebuilt.output, name=model.name, controller=controller
     )
     controller.set_data(data)
     controller.initialize(pruned)

@@ -126,5 +126,5 @@ def reinitialize(model, seed=None):
             target.mask_frozen.assign(1.0)
     new_controller = WeightPruningController(method="fixed")
     return PrunedModel(
-        fresh.inputs, fresh.outputs, name=model.name, controller=new_controller
+        fresh.input, fresh.output, name=model.name, controller=new_controller
     )

@@ -346,6 +346,11 @@ class WeightPruningController(PruningController):
         frequency = {"iss_p": 1, "scl": self.update_frequency}.get(name, 100)
         return ConstantSparsity(self.sparsity, 0, -1, frequency)
 
+    @property
+    def algorithm(self):
+        """The method object (`last_scores`, RigL's `last_update`, ...)."""
+        return self._method
+
     # Runtime helpers used by the methods.
 
     def set_data(self, data):

@@ -192,9 +192,9 @@ def dense_nd():
 
 def einsum_dense():
     x = keras.Input((5, 10))
-    y = L.EinsumDense("abc,cd->abd", (None, 16), bias_axes="d", name="p")(x)
+    y = L.EinsumDense("abc,cd->abd", (5, 16), bias_axes="d", name="p")(x)
     y = L.ReLU(name="relu")(y)
-    y = L.EinsumDense("abc,cd->abd", (None, 4), name="c")(y)
+    y = L.EinsumDense("abc,cd->abd", (5, 4), name="c")(y)
     return _finish(x, y, "einsum_dense")
 
 
@@ -389,7 +389,8 @@ def rescaling_normalization():
     y = L.Conv2D(8, 3, padding="same", name="p")(x)
     y = L.Rescaling(0.5, offset=0.25, name="rescale")(y)
     y = L.Normalization(
-        mean=np.linspace(-1.0, 1.0, 8), variance=np.linspace(0.5, 2, 8),
+        mean=np.linspace(-1.0, 1.0, 8),
+        variance=np.linspace(0.5, 2, 8),
         name="norm",
     )(y)
     y = L.Conv2D(4, 1, name="c")(y)

@@ -70,6 +70,5 @@ def layer_by_name(model, name):
         return _keras_graph.as_functional(model).get_layer(name)
     except ValueError as error:
         raise ValueError(
-            f"Layer {name!r} is not a top-level layer of model "
-            f"{model.name!r}."
+            f"Layer {name!r} is not a top-level layer of model {model.name!r}."
         ) from error

@@ -57,7 +57,8 @@ class ParameterSlice:
             Float64 array `(size,)`.
         """
         view = np.reshape(np.asarray(array, "float64"), self.shape)
-        view = np.moveaxis(view, self.axis, 0).reshape(self.shape[self.axis], -1)
+        view = np.moveaxis(view, self.axis, 0)
+        view = view.reshape(self.shape[self.axis], -1)
         per_position = view.sum(axis=1)
         return per_position[self.positions].sum(axis=1)
 

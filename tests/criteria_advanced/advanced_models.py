@@ -75,7 +75,11 @@ def make_data(n=32, batch=16, seed=0, classes=3):
     return [(x[i : i + batch], y[i : i + batch]) for i in range(0, n, batch)]
 
 
-BUILDERS = {"chain": make_chain, "resnet": make_resnet, "densenet": make_densenet}
+BUILDERS = {
+    "chain": make_chain,
+    "resnet": make_resnet,
+    "densenet": make_densenet,
+}
 
 
 def groups_of(model):

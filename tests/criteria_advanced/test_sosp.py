@@ -99,7 +99,9 @@ def test_sosp_matches_explicit_hessian(gauss_newton):
     assert sorted(g.name for g in prunable(groups)) == ["d1", "d2"]
     criterion = SOSP(gauss_newton=gauss_newton, min_samples=8)
     scores = criterion.score(
-        ScoringContext(model, groups, [(x[:12], y[:12]), (x[12:], y[12:])], LOSS)
+        ScoringContext(
+            model, groups, [(x[:12], y[:12]), (x[12:], y[12:])], LOSS
+        )
     )
     g, hessian, gn, theta, variables = _explicit(model, x, y)
     curvature = gn if gauss_newton else hessian
@@ -109,7 +111,9 @@ def test_sosp_matches_explicit_hessian(gauss_newton):
     theta_all[union] = theta[union]
     h_theta = curvature @ theta_all
     for (name, c), idx in sets.items():
-        expected = abs(theta[idx] @ g[idx]) + 0.5 * abs(theta[idx] @ h_theta[idx])
+        expected = abs(theta[idx] @ g[idx]) + 0.5 * abs(
+            theta[idx] @ h_theta[idx]
+        )
         # The Keras loss computes in float32.
         np.testing.assert_allclose(scores[name][c], expected, rtol=1e-5)
     assert not np.allclose(hessian @ theta_all, gn @ theta_all, rtol=1e-3)

@@ -1,9 +1,6 @@
 import numpy as np
 import pytest
 
-pytest.importorskip("ai_edge_litert")
-pytest.importorskip("tensorflow")
-
 
 def _keras():
     import keras
@@ -65,7 +62,7 @@ def build_decisive_classifier(num_classes=4, size=8):
     return model
 
 
-def decisive_data(n=64, num_classes=4, size=8, seed=0):
+def make_decisive_data(n=64, num_classes=4, size=8, seed=0):
     rng = np.random.default_rng(seed)
     x = rng.uniform(0.0, 1.0, size=(n, size, size, num_classes))
     labels = rng.integers(0, num_classes, size=n)
@@ -86,3 +83,8 @@ def sequential_model():
 @pytest.fixture(scope="module")
 def decisive_model():
     return build_decisive_classifier()
+
+
+@pytest.fixture(scope="module")
+def decisive_data():
+    return make_decisive_data()

@@ -123,9 +123,7 @@ def test_gradient_scale_multiplies_gradient_not_value():
     gamma = np.array([0.3, -1.0, 2.0], "float32")
     grads, outs = [], []
     for scale in (1.0, 10.0):
-        layer = knp_layers.BoundedBatchNormalization(
-            gamma_gradient_scale=scale
-        )
+        layer = knp_layers.BoundedBatchNormalization(gamma_gradient_scale=scale)
         layer.build(x.shape)
         layer.gamma.assign(gamma)
         grad, out = _gamma_grad(layer, x)
@@ -267,9 +265,10 @@ def test_exclude_bounded_scales_from_weight_decay():
         model.get_layer("bbn").gamma
     ]
     optimizer = keras.optimizers.SGD(learning_rate=1.0, weight_decay=0.5)
-    assert knp_layers.exclude_bounded_scales_from_weight_decay(
-        optimizer, model
-    ) == 1
+    assert (
+        knp_layers.exclude_bounded_scales_from_weight_decay(optimizer, model)
+        == 1
+    )
     gamma_before = model.get_layer("bbn").gamma.numpy().copy()
     kernel_before = model.get_layer("d").kernel.numpy().copy()
     variables = model.trainable_variables

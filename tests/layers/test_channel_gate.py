@@ -35,9 +35,7 @@ def test_gate_gradient_equals_activation_times_gradient():
         loss = tf.reduce_sum(tf.tanh(y) * w)
     g_gate = tape.gradient(loss, gate.gate.value).numpy()
     g_y = tape.gradient(loss, y).numpy()
-    np.testing.assert_allclose(
-        g_gate, (y.numpy() * g_y).sum((0, 1)), rtol=1e-5
-    )
+    np.testing.assert_allclose(g_gate, (y.numpy() * g_y).sum((0, 1)), rtol=1e-5)
 
 
 def test_config_round_trip():

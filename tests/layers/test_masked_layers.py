@@ -96,9 +96,7 @@ def test_grouped_conv_input_mask_covers_all_input_channels():
     ref.set_weights(_parent_weights(layer))
     np.testing.assert_allclose(y, np.asarray(ref(x * in_mask)), atol=1e-5)
     # And the stripped parent (kernel folded) agrees without touching x.
-    np.testing.assert_allclose(
-        y, np.asarray(layer.to_parent()(x)), atol=1e-5
-    )
+    np.testing.assert_allclose(y, np.asarray(layer.to_parent()(x)), atol=1e-5)
 
 
 def test_conv_channels_first():

@@ -144,9 +144,11 @@ class WeightMaskedMixin:
         mask = ops.convert_to_tensor(self.kernel_mask)
         if not self.learned_mask:
             return mask
-        score = ops.convert_to_tensor(self.kernel_mask_score)
-        frozen = ops.cast(ops.convert_to_tensor(self.mask_frozen), mask.dtype)
-        penalty = ops.convert_to_tensor(self.mask_penalty_weight)
+        # `ops.copy` reads the variables into tensors: a custom gradient
+        # must not see variables among its inputs.
+        score = ops.copy(self.kernel_mask_score)
+        frozen = ops.cast(ops.copy(self.mask_frozen), mask.dtype)
+        penalty = ops.copy(self.mask_penalty_weight)
         learned = self._mask_ste(score, penalty * (1.0 - frozen))
         return frozen * mask + (1.0 - frozen) * ops.cast(learned, mask.dtype)
 

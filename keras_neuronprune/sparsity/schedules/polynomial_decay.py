@@ -23,7 +23,9 @@ class PolynomialDecay(PruningSchedule):
     pruning): at step t in [begin_step, end_step],
     `s(t) = final + (initial - final) * (1 - p) ** power` with
     `p = (t - begin_step) / (end_step - begin_step)`, and masks are updated
-    every `frequency` steps inside that range.
+    every `frequency` steps inside that range and at `end_step` itself
+    (tfmot skips `end_step` when it is not on the period, which leaves the
+    model short of `final_sparsity`).
 
     Args:
         initial_sparsity: sparsity at `begin_step`, in [0, 1).
@@ -81,7 +83,11 @@ class PolynomialDecay(PruningSchedule):
 
     def __call__(self, step):
         step = int(step)
-        return self._in_range_and_turn(step), self.sparsity_at(step)
+        # Unlike tfmot, `end_step` itself always prunes, so the final
+        # sparsity is reached even when the range is not a whole number
+        # of periods.
+        should_prune = self._in_range_and_turn(step) or step == self.end_step
+        return should_prune, self.sparsity_at(step)
 
     @property
     def final_sparsity(self):

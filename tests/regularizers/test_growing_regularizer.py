@@ -63,9 +63,7 @@ def test_greg1_timeline():
     np.testing.assert_allclose(
         sched.penalties(10, selection), [0.25, 0, 0.25, 0]
     )
-    np.testing.assert_allclose(
-        sched.penalties(16, selection), [0.5, 0, 0.5, 0]
-    )
+    np.testing.assert_allclose(sched.penalties(16, selection), [0.5, 0, 0.5, 0])
     # Reaches the limit after 4 increments: step 10 + 3 * 5 = 25.
     assert sched.limit_step() == 25
     assert sched.phase(24) == "grow" and sched.phase(25) == "stabilize"
@@ -90,9 +88,7 @@ def test_greg2_timeline():
     assert sched.phase(5) == "grow_uniform"
     assert sched.pick_step() == 6 and sched.needs_pick(6)
     picked = np.array([0, 1, 0], "float32")
-    np.testing.assert_allclose(
-        sched.penalties(6, picked), [-0.01, 0.65, -0.01]
-    )
+    np.testing.assert_allclose(sched.penalties(6, picked), [-0.01, 0.65, -0.01])
     np.testing.assert_allclose(sched.penalties(8, picked)[1], 1.0)
     assert sched.limit_step() == 8 and sched.done(8)
 

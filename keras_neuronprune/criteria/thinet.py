@@ -1,0 +1,410 @@
+"""ThiNet: channel selection by next-layer reconstruction error."""
+
+import keras
+import numpy as np
+
+from keras_neuronprune.criteria.base_criterion import Criterion
+from keras_neuronprune.criteria.base_criterion import check_finite_scores
+from keras_neuronprune.utils.calibration import calibration_batches
+from keras_neuronprune.utils.features import call_site_map
+from keras_neuronprune.utils.features import feature_model
+from keras_neuronprune.utils.features import layer_by_name
+from keras_neuronprune.utils.features import member_tensor
+from keras_neuronprune.utils.features import run_feature_model
+from keras_neuronprune.utils.patches import patch_contributions
+from keras_neuronprune.utils.patches import sample_locations
+from keras_neuronprune.utils.patches import supports
+
+
+def greedy_removal_order(gram):
+    """ThiNet's greedy selection on a Gram matrix of channel contributions.
+
+    With `G[i, j] = sum_samples xhat_i xhat_j`, the reconstruction error of
+    removing the set T is `sum_samples (sum_{j in T} xhat_j)^2 = 1^T G_TT 1`.
+    Starting from T = {}, the channel whose addition increases it least is
+    added, until every channel is in T. The sets are nested, so the first
+    `k` channels of the order are ThiNet's removal set for any `k`.
+
+    Args:
+        gram: symmetric array `(C, C)`.
+
+    Returns:
+        `(order, errors)`: int array of channels in removal order and the
+        error of T after each addition.
+    """
+    gram = np.asarray(gram, "float64")
+    c = gram.shape[0]
+    remaining = list(range(c))
+    cross = np.zeros(c)  # sum_{i in T} G[i, j]
+    value = 0.0
+    order, errors = [], []
+    for _ in range(c):
+        candidates = np.array(remaining)
+        increase = 2.0 * cross[candidates] + gram[candidates, candidates]
+        best = int(candidates[int(np.argmin(increase))])
+        value += float(2.0 * cross[best] + gram[best, best])
+        cross += gram[best]
+        remaining.remove(best)
+        order.append(best)
+        errors.append(value)
+    return np.array(order, "int64"), np.array(errors)
+
+
+def least_squares_scales(gram, keep):
+    """ThiNet's rescaling of the kept channels.
+
+    Minimises `sum_samples (y - sum_{k in keep} w_k xhat_k)^2` where
+    `y = sum_all xhat` is the group's full contribution: the normal
+    equations are `G_KK w = G_K. 1`.
+
+    Returns:
+        Array `(len(keep),)` of scales (1 means unchanged).
+    """
+    gram = np.asarray(gram, "float64")
+    keep = np.asarray(keep)
+    a = gram[np.ix_(keep, keep)]
+    b = gram[keep].sum(axis=1)
+    ridge = 1e-10 * max(np.trace(a), 1e-30)
+    return np.linalg.solve(a + ridge * np.eye(len(keep)), b)
+
+
+def consumer_members(model, group):
+    """Consumer members of a group that ThiNet can reconstruct."""
+    members = []
+    for m in group.members:
+        if m.kind != "consumer" or m.role != "input" or "/" in m.layer:
+            continue
+        if supports(layer_by_name(model, m.layer)):
+            members.append(m)
+    return members
+
+
+def consumer_grams(
+    model, groups, batches, samples_per_image=10, seed=0, normalize=True
+):
+    """Gram matrices of the group channels' contributions to each consumer.
+
+    Returns:
+        dict group name -> list of `(member, gram)`; with `normalize`, each
+        gram is divided by the consumer's total squared pre-bias output
+        over the sampled locations, so consumers of different scales weigh
+        equally in a joint selection.
+    """
+    rng = np.random.default_rng(seed)
+    _, sites = call_site_map(model)
+    tensors, index_of, plan = [], {}, {}
+    for group in groups:
+        entries = []
+        for member in consumer_members(model, group):
+            tensor = member_tensor(model, member, sites)
+            if id(tensor) not in index_of:
+                index_of[id(tensor)] = len(tensors)
+                tensors.append(tensor)
+            entries.append((member, index_of[id(tensor)]))
+        plan[group.name] = entries
+    if not tensors:
+        return {g.name: [] for g in groups}
+    grams = {
+        name: [np.zeros((g.size, g.size)) for _ in entries]
+        for g in groups
+        for name, entries in [(g.name, plan[g.name])]
+    }
+    energy = {name: [0.0 for _ in entries] for name, entries in plan.items()}
+    for outputs in run_feature_model(feature_model(model, tensors), batches):
+        for group in groups:
+            for k, (member, j) in enumerate(plan[group.name]):
+                layer = layer_by_name(model, member.layer)
+                x = outputs[j]
+                locations = sample_locations(
+                    layer, x.shape, samples_per_image, rng
+                )
+                contrib = patch_contributions(layer, x, locations)
+                positions = np.asarray(member.channels).reshape(group.size, -1)
+                per_channel = contrib[:, positions, :].sum(axis=2)  # (S,g,O)
+                grams[group.name][k] += np.einsum(
+                    "sco,sdo->cd", per_channel, per_channel
+                )
+                energy[group.name][k] += float(np.sum(contrib.sum(axis=1) ** 2))
+    result = {}
+    for group in groups:
+        entries = []
+        for k, (member, _) in enumerate(plan[group.name]):
+            gram = grams[group.name][k]
+            if normalize:
+                gram = gram / max(energy[group.name][k], 1e-30)
+            entries.append((member, gram))
+        result[group.name] = entries
+    return result
+
+
+@keras.saving.register_keras_serializable(package="keras_neuronprune")
+class ThiNet(Criterion):
+    """ThiNet: keep the channels that best reconstruct the next layer.
+
+    For every prunable group, the contribution `xhat_c` of each group
+    channel to the output of each consuming Conv/Dense layer is sampled at
+    `samples_per_image` random output locations per calibration image (all
+    output channels at each location). Channels are then removed greedily,
+    each time the one that increases the reconstruction error
+    `sum (sum_{j removed} xhat_j)^2` least (see `greedy_removal_order`).
+
+    Documented choices:
+    * Scores are ranks: the channel removed first by the greedy selection
+      scores 1, the last `size`. Because the greedy sets are nested, pruning
+      any number of channels by lowest score removes exactly ThiNet's set.
+      Ranks of different groups are not comparable: use per-group (local)
+      ratios, as ThiNet does.
+    * A group with several consumers (residual streams, concatenation
+      outputs read by many layers) is selected on the sum of the consumers'
+      errors, each normalised by that consumer's sampled output energy;
+      `reduction` is therefore not used.
+    * Groups with no supported consumer (only Conv with `groups > 1`,
+      transposed convolutions or nested models read them) cannot be
+      measured: they get the largest score and a warning (see
+      `Criterion.fill_unsupported`).
+    * The least-squares rescale of the kept channels belongs to
+      `thinet_prune`, which folds it into the consumers' kernels.
+
+    Args:
+        samples_per_image: output locations sampled per image (ThiNet
+            samples ~10).
+        min_samples: fewest calibration images accepted.
+        max_samples: use at most this many images.
+        seed: seed of the location sampling.
+
+    Example:
+        >>> scores = ThiNet().score(ScoringContext(model, groups, data))
+
+    Reference:
+        Luo et al., "ThiNet: A Filter Level Pruning Method for Deep Neural
+        Network Compression", ICCV 2017, https://arxiv.org/abs/1707.06342
+    """
+
+    requires_data = True
+
+    def __init__(
+        self,
+        reduction="sum",
+        samples_per_image=10,
+        min_samples=16,
+        max_samples=None,
+        seed=0,
+    ):
+        super().__init__(reduction)
+        if int(samples_per_image) < 1:
+            raise ValueError(
+                "`samples_per_image` must be >= 1. Received: "
+                f"samples_per_image={samples_per_image}"
+            )
+        self.samples_per_image = int(samples_per_image)
+        self.min_samples = int(min_samples)
+        self.max_samples = max_samples
+        self.seed = seed
+
+    def score(self, context):
+        model = context.model
+        batches = calibration_batches(
+            context.data,
+            model,
+            "ThiNet",
+            min_samples=self.min_samples,
+            max_samples=self.max_samples,
+        )
+        groups = [g for g in context.groups if g.prunable]
+        grams = consumer_grams(
+            model, groups, batches, self.samples_per_image, self.seed
+        )
+        scores, unsupported = {}, []
+        for group in groups:
+            entries = grams[group.name]
+            if not entries:
+                unsupported.append(group.name)
+                continue
+            gram = sum(g for _, g in entries)
+            if not np.all(np.isfinite(gram)):
+                check_finite_scores(np.full(group.size, np.nan), group.name)
+            order, _ = greedy_removal_order(gram)
+            ranks = np.empty(group.size)
+            ranks[order] = np.arange(1, group.size + 1)
+            scores[group.name] = check_finite_scores(ranks, group.name)
+        return self.fill_unsupported(scores, groups, unsupported)
+
+    def supports(self, group, model):
+        return bool(consumer_members(model, group))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "samples_per_image": self.samples_per_image,
+                "min_samples": self.min_samples,
+                "max_samples": self.max_samples,
+                "seed": self.seed,
+            }
+        )
+        return config
+
+
+def _scale_consumer_inputs(layer, positions, scales):
+    kernel = np.array(layer.kernel.numpy())
+    axis = 0 if isinstance(layer, keras.layers.Dense) else kernel.ndim - 2
+    view = np.moveaxis(kernel, axis, 0)
+    for k, pos in enumerate(positions):
+        view[pos] *= scales[k]
+    layer.kernel.assign(np.moveaxis(view, 0, axis))
+
+
+def thinet_prune(
+    model,
+    data,
+    ratio,
+    groups=None,
+    fine_tune=None,
+    samples_per_image=10,
+    skip_residual=True,
+    min_channels=1,
+    rescale=True,
+    seed=0,
+):
+    """Prunes a trained model layer by layer with ThiNet.
+
+    For each selected channel group in graph order: sample the consumers'
+    inputs on the current model, choose the channels to remove greedily
+    (`greedy_removal_order`), remove them with `thin_model`, fold the
+    least-squares scales of the kept channels into each consumer's kernel
+    (`least_squares_scales`), then call `fine_tune` before the next group.
+
+    Args:
+        model: a trained functional or Sequential model (not modified).
+        data: calibration data, an iterable of `(x, y)` batches (targets
+            are only used by `fine_tune`).
+        ratio: fraction of each group's channels to remove, in [0, 1).
+        groups: names of the groups to prune (default: every prunable
+            group, minus residual streams when `skip_residual`).
+        fine_tune: optional callable `fine_tune(model, group_name)` called
+            after each group; it may train the model in place and return
+            None, or return a replacement model.
+        samples_per_image: output locations sampled per image.
+        skip_residual: skip groups with several producers (the channels of
+            a residual stream), as ThiNet does on ResNets.
+        min_channels: keep at least this many channels per group.
+        rescale: fold the least-squares scales into the consumers.
+        seed: seed of the location sampling.
+
+    Returns:
+        `(new_model, report)`: the thinned model and a dict with one entry
+        per pruned group (`size`, `kept`, `removed`, the relative
+        reconstruction error of each consumer without and with the
+        rescale) plus `params_before` / `params_after`.
+
+    Raises:
+        ValueError: for a bad `ratio`, unknown group names or bad data.
+
+    Example:
+        >>> thin, report = thinet_prune(model, data, ratio=0.5)
+
+    Reference:
+        Luo et al., "ThiNet", ICCV 2017, https://arxiv.org/abs/1707.06342
+    """
+    from keras_neuronprune.graph import channel_groups
+    from keras_neuronprune.rewrite import thin_model
+
+    if not 0 <= ratio < 1:
+        raise ValueError(f"`ratio` must be in [0, 1). Received: ratio={ratio}")
+    if int(min_channels) < 1:
+        raise ValueError(
+            "`min_channels` must be >= 1. Received: "
+            f"min_channels={min_channels}"
+        )
+    batches = calibration_batches(data, model, "thinet_prune", min_samples=1)
+    all_groups = channel_groups(model)
+    by_name = {g.name: g for g in all_groups}
+    if groups is None:
+        names = [
+            g.name
+            for g in all_groups
+            if g.prunable and not (skip_residual and len(g.producers) > 1)
+        ]
+    else:
+        names = list(groups)
+        for name in names:
+            if name not in by_name or not by_name[name].prunable:
+                raise ValueError(
+                    f"`groups` must name prunable channel groups. Received: "
+                    f"{name!r}"
+                )
+    current = model
+    report = {"groups": [], "params_before": model.count_params()}
+    for name in names:
+        group = {g.name: g for g in channel_groups(current)}[name]
+        n_remove = int(np.floor(ratio * group.size + 0.5))  # half up
+        n_remove = min(n_remove, group.size - int(min_channels))
+        if n_remove <= 0:
+            continue
+        entries = consumer_grams(
+            current, [group], batches, samples_per_image, seed, False
+        )[name]
+        if not entries:
+            raise ValueError(
+                f"ThiNet cannot prune channel group {name!r}: no Conv/Dense "
+                "consumer to reconstruct."
+            )
+        joint = sum(g / max(float(g.sum()), 1e-30) for _, g in entries)
+        order, _ = greedy_removal_order(joint)
+        keep = np.sort(order[n_remove:])
+        removed = np.sort(order[:n_remove])
+        errors = []
+        scales = {}
+        for member, gram in entries:
+            full = max(float(gram.sum()), 1e-30)
+            plain = float(gram[np.ix_(removed, removed)].sum()) / full
+            w = least_squares_scales(gram, keep) if rescale else None
+            if w is not None:
+                g_kk = gram[np.ix_(keep, keep)]
+                fitted = (
+                    full
+                    - 2.0 * float(w @ gram[keep].sum(axis=1))
+                    + float(w @ g_kk @ w)
+                ) / full
+                scales[(member.layer, member.input_index)] = w
+            else:
+                fitted = plain
+            errors.append(
+                {
+                    "consumer": member.layer,
+                    "error": plain,
+                    "error_rescaled": max(fitted, 0.0),
+                }
+            )
+        new_model, _ = thin_model(current, {name: keep.tolist()})
+        if scales:
+            new_group = {g.name: g for g in channel_groups(new_model)}[name]
+            for member in new_group.consumers:
+                key = (member.layer, member.input_index)
+                if key in scales and member.role == "input":
+                    positions = np.asarray(member.channels).reshape(
+                        new_group.size, -1
+                    )
+                    _scale_consumer_inputs(
+                        layer_by_name(new_model, member.layer),
+                        positions,
+                        scales.pop(key),
+                    )
+        current = new_model
+        report["groups"].append(
+            {
+                "group": name,
+                "size": group.size,
+                "kept": keep.tolist(),
+                "removed": removed.tolist(),
+                "consumers": errors,
+            }
+        )
+        if fine_tune is not None:
+            replaced = fine_tune(current, name)
+            if replaced is not None:
+                current = replaced
+    report["params_after"] = current.count_params()
+    if current is model:
+        current, _ = thin_model(model, {})
+    return current, report

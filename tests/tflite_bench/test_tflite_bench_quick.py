@@ -1,0 +1,73 @@
+import json
+import os
+
+import pytest
+
+pytest.importorskip("ai_edge_litert")
+pytest.importorskip("tensorflow")
+
+import keras  # noqa: E402
+
+from tflite_bench import base_benchmark  # noqa: E402
+from tflite_bench.cli import main  # noqa: E402
+from tflite_bench.models import resnet20  # noqa: E402
+
+
+def test_resnet20_shape_and_size():
+    model = resnet20()
+    assert model.output_shape == (None, 10)
+    assert 0.26e6 < model.count_params() < 0.28e6
+    convs = [
+        layer
+        for layer in model.layers
+        if isinstance(layer, keras.layers.Conv2D)
+    ]
+    assert len(convs) == 19 + 2  # 19 3x3 convs + 2 projections
+
+
+def test_time_interleaved_counts_runs(tmp_path):
+    from keras_neuronprune.export import tflite
+
+    model = keras.Sequential([keras.Input((16,)), keras.layers.Dense(8)])
+    path = tflite(model, tmp_path / "m.tflite").path
+    stats = base_benchmark.time_interleaved(
+        [path, path], 1, warmup=1, rounds=3, runs_per_round=4
+    )
+    assert [s.runs for s in stats] == [12, 12]
+    assert all(0 < s.min_ms <= s.median_ms <= s.p90_ms for s in stats)
+    with pytest.raises(ValueError, match="rounds"):
+        base_benchmark.time_interleaved([path], 1, rounds=0)
+
+
+def test_quick_mode_end_to_end(tmp_path):
+    out = tmp_path / "results"
+    assert main(["--quick", "--results-dir", str(out)]) == 0
+    for name in (
+        "results.csv",
+        "results.json",
+        "results.md",
+        "latency_vs_flops.png",
+    ):
+        assert (out / name).exists(), name
+    data = json.loads((out / "results.json").read_text())
+    rows = data["rows"]
+    assert {r["family"] for r in rows} == {"resnet20", "mobilenetv2"}
+    assert {r["threads"] for r in rows} == {1, 2}
+    for family in ("resnet20", "mobilenetv2"):
+        fam = [r for r in rows if r["family"] == family and r["threads"] == 2]
+        assert [r["model"] for r in fam] == ["dense", "r50_rt1", "r50_rt8"]
+        dense = fam[0]
+        for r in fam:
+            # Numerics were checked against the (pruned) Keras model.
+            assert r["parity_passed"] and r["max_abs_diff"] < 1e-3
+            assert r["median_ms"] > 0 and r["runs"] == 15
+            assert os.path.exists(r["path"])
+        for r in fam[1:]:
+            assert r["flops"] < 0.5 * dense["flops"]
+            assert r["params"] < dense["params"]
+            assert r["size_bytes"] < dense["size_bytes"]
+            assert r["flop_reduction"] == pytest.approx(
+                dense["flops"] / r["flops"]
+            )
+    md = (out / "results.md").read_text()
+    assert "speed-up" in md and "ResNet-20" in md

@@ -1,0 +1,204 @@
+"""Command line of tflite_bench.
+
+Examples:
+
+```
+# CI smoke run (a couple of minutes):
+python -m tflite_bench --quick --results-dir results/tflite_bench_quick
+
+# Full built-in suite (MobileNetV2, ResNet50, EfficientNetB0 at 224x224,
+# CIFAR ResNet-20; 0/25/50/75% with round_to 1 and 8; 1, 2, 4 threads):
+python -m tflite_bench --results-dir results/tflite_bench
+
+# Your own trained model, with accuracy on a dataset:
+python -m tflite_bench --models my_model.keras --ratios 0.25 0.5 \\
+    --data test.npz --data-limit 1000
+
+# Also on an Android phone (CPU/XNNPACK and GPU delegate):
+python -m tflite_bench --adb --use-gpu \\
+    --benchmark-model ./android_aarch64_benchmark_model
+```
+"""
+
+import argparse
+import os
+
+import numpy as np
+
+
+def build_parser():
+    p = argparse.ArgumentParser(
+        prog="python -m tflite_bench",
+        description=(
+            "Benchmark dense and uniformly pruned models on the LiteRT "
+            "interpreter (XNNPACK), report measured speed-up beside the "
+            "FLOP reduction."
+        ),
+    )
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="small models, low resolution, few repeats (CI, ~2 minutes)",
+    )
+    p.add_argument(
+        "--models",
+        nargs="+",
+        help=(
+            "suite models (mobilenetv2 resnet50 efficientnetb0 resnet20) "
+            "and/or paths to .keras files"
+        ),
+    )
+    p.add_argument("--ratios", nargs="+", type=float)
+    p.add_argument("--round-to", nargs="+", type=int, dest="round_tos")
+    p.add_argument("--threads", nargs="+", type=int)
+    p.add_argument("--warmup", type=int)
+    p.add_argument("--rounds", type=int)
+    p.add_argument("--runs-per-round", type=int)
+    p.add_argument("--resolution", type=int)
+    p.add_argument(
+        "--results-dir",
+        default=None,
+        help="output folder (default results/tflite_bench[_quick])",
+    )
+    p.add_argument(
+        "--data",
+        help=(
+            "dataset for accuracy: .npz with x_test/y_test (or x/y), or an "
+            "image folder with one sub-folder per class"
+        ),
+    )
+    p.add_argument("--data-limit", type=int, default=1000)
+    p.add_argument(
+        "--no-host",
+        action="store_true",
+        help="skip host timing (device only)",
+    )
+    dev = p.add_argument_group("Android device (adb)")
+    dev.add_argument(
+        "--adb",
+        action="store_true",
+        help="also run benchmark_model on an attached device",
+    )
+    dev.add_argument(
+        "--benchmark-model",
+        help="local path of the Android benchmark_model binary",
+    )
+    dev.add_argument("--serial", help="adb device serial")
+    dev.add_argument(
+        "--use-gpu", action="store_true", help="also use the GPU delegate"
+    )
+    dev.add_argument("--device-runs", type=int, default=50)
+    dev.add_argument("--device-rounds", type=int, default=3)
+    return p
+
+
+def config_from_args(args):
+    from tflite_bench.suite import BenchConfig
+
+    if args.quick:
+        config = BenchConfig.quick_config()
+    else:
+        config = BenchConfig()
+    if args.results_dir:
+        config.results_dir = args.results_dir
+    for name in (
+        "models",
+        "ratios",
+        "round_tos",
+        "threads",
+        "warmup",
+        "rounds",
+        "runs_per_round",
+        "resolution",
+    ):
+        value = getattr(args, name)
+        if value is not None:
+            setattr(
+                config, name, tuple(value) if isinstance(value, list) else value
+            )
+    for r in config.ratios:
+        if not 0 < r < 1:
+            raise ValueError(
+                f"--ratios must be in (0, 1). Received: {config.ratios}"
+            )
+    if args.data:
+        config.data = load_dataset(
+            args.data, args.data_limit, resolution=config.resolution
+        )
+    if args.no_host:
+        config.host = False
+    if args.adb:
+        from tflite_bench.adb import DeviceConfig
+        from tflite_bench.adb import adb_available
+
+        if not args.benchmark_model:
+            raise ValueError("--adb needs --benchmark-model PATH")
+        if not adb_available():
+            raise ValueError("--adb given but no `adb` executable on PATH")
+        config.device = DeviceConfig(
+            benchmark_model=args.benchmark_model,
+            serial=args.serial,
+            use_gpu=args.use_gpu,
+            threads=config.threads,
+            num_runs=args.device_runs,
+            rounds=args.device_rounds,
+        )
+    if not config.host and config.device is None:
+        raise ValueError("--no-host needs --adb (nothing to time)")
+    return config
+
+
+def load_dataset(path, limit, resolution=None):
+    """(x float32, y int) from an .npz or an image folder."""
+    if path.endswith(".npz"):
+        data = np.load(path)
+        for xk, yk in (("x_test", "y_test"), ("x", "y"), ("x_val", "y_val")):
+            if xk in data and yk in data:
+                x, y = data[xk][:limit], data[yk][:limit]
+                break
+        else:
+            raise ValueError(
+                f"--data .npz needs arrays x_test/y_test or x/y. Received "
+                f"keys: {list(data.keys())}"
+            )
+        x = x.astype(np.float32)
+        if x.ndim == 3:
+            x = x[..., None]
+        return x, np.asarray(y).reshape(-1).astype(np.int64)
+    if os.path.isdir(path):
+        import keras
+
+        size = (resolution, resolution) if resolution else (32, 32)
+        ds = keras.utils.image_dataset_from_directory(
+            path, image_size=size, batch_size=256, shuffle=True, seed=0
+        )
+        xs, ys, n = [], [], 0
+        for xb, yb in ds:
+            xs.append(np.asarray(xb))
+            ys.append(np.asarray(yb))
+            n += len(ys[-1])
+            if n >= limit:
+                break
+        return (
+            np.concatenate(xs)[:limit].astype(np.float32),
+            np.concatenate(ys)[:limit].astype(np.int64),
+        )
+    raise ValueError(
+        f"--data must be an .npz file or an image folder. Received: {path!r}"
+    )
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        config = config_from_args(args)
+    except ValueError as e:
+        parser.error(str(e))
+    from tflite_bench.suite import run
+
+    paths = run(config)
+    print("results:")
+    for kind, path in paths.items():
+        print(f"  {kind}: {path}")
+    return 0
