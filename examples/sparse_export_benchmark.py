@@ -53,7 +53,12 @@ def mobilenet_v1(resolution=128, alpha=0.5, classes=100):
     inputs = keras.Input((resolution, resolution, 3))
     h = keras.layers.ZeroPadding2D(1)(inputs)
     h = keras.layers.Conv2D(
-        int(32 * alpha), 3, strides=2, activation="relu", name="stem"
+        int(32 * alpha),
+        3,
+        strides=2,
+        activation="relu",
+        kernel_initializer="he_normal",
+        name="stem",
     )(h)
     for i, (filters, stride) in enumerate(zip(width, strides)):
         if stride == 2:
@@ -63,10 +68,19 @@ def mobilenet_v1(resolution=128, alpha=0.5, classes=100):
             strides=stride,
             padding="valid" if stride == 2 else "same",
             activation="relu",
+            # He init with the true fan-in (9): Keras counts the channels
+            # of a depthwise kernel as fan-in and would shrink activations.
+            depthwise_initializer=keras.initializers.RandomNormal(
+                stddev=(2.0 / 9.0) ** 0.5
+            ),
             name=f"dw{i}",
         )(h)
         h = keras.layers.Conv2D(
-            int(filters * alpha), 1, activation="relu", name=f"pw{i}"
+            int(filters * alpha),
+            1,
+            activation="relu",
+            kernel_initializer="he_normal",
+            name=f"pw{i}",
         )(h)
     h = keras.layers.GlobalAveragePooling2D()(h)
     outputs = keras.layers.Dense(classes, name="head")(h)
@@ -98,17 +112,20 @@ def export_with_sparsity_flag(model, path):
         format="litert",
         verbose=False,
         input_signature=[
-            keras.InputSpec(shape=(1,) + tuple(model.input.shape[1:]))
+            keras.InputSpec(
+                shape=(1,) + tuple(model.input.shape[1:]), dtype="float32"
+            )
         ],
         optimizations=[tf.lite.Optimize.EXPERIMENTAL_SPARSITY],
     )
 
 
 def op_names(path):
+    """Operator names of every node of the .tflite (with repeats)."""
     from keras_neuronprune.export._flatbuffer import read_tflite
 
     info = read_tflite(path)
-    return sorted({op.name for sg in info.subgraphs for op in sg.operators})
+    return [op.name for sg in info.subgraphs for op in sg.operators]
 
 
 def max_abs_diff(path, model, x):
@@ -125,7 +142,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", default="results/sparse_export.json")
     parser.add_argument("--resolution", type=int, default=128)
-    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--threads", type=int, nargs="+", default=[1])
     parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--smoke", action="store_true")
     args = parser.parse_args(argv)
@@ -199,9 +216,10 @@ def main(argv=None):
         os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
         with open(args.out, "w") as f:
             json.dump({"meta": meta, "rows": rows}, f, indent=2)
+    scale = float(np.abs(np.asarray(dense(x))).max())
+    assert scale > 1e-3, "activations vanished: the parity check is void"
     for row in rows:
-        bound = 1e-3 * max(1.0, float(np.abs(np.asarray(dense(x))).max()))
-        assert row["max_abs_diff_vs_keras"] <= bound, row
+        assert row["max_abs_diff_vs_keras"] <= 1e-4 * max(1.0, scale), row
     return rows
 
 

@@ -69,6 +69,14 @@ def build_parser():
     )
     p.add_argument("--data-limit", type=int, default=1000)
     p.add_argument(
+        "--retime",
+        metavar="RESULTS_JSON",
+        help=(
+            "re-time the .tflite files listed in an earlier results.json "
+            "(no re-export); --models then filters families"
+        ),
+    )
+    p.add_argument(
         "--no-host",
         action="store_true",
         help="skip host timing (device only)",
@@ -195,9 +203,14 @@ def main(argv=None):
         config = config_from_args(args)
     except ValueError as e:
         parser.error(str(e))
-    from tflite_bench.suite import run
+    from tflite_bench import suite
 
-    paths = run(config)
+    if args.retime:
+        if not args.models:
+            config.models = ()
+        paths = suite.retime(args.retime, config)
+    else:
+        paths = suite.run(config)
     print("results:")
     for kind, path in paths.items():
         print(f"  {kind}: {path}")

@@ -155,6 +155,11 @@ def run_family(name, config, log=print):
     keras.backend.clear_session()
     gc.collect()
 
+    return time_entries(entries, config, log=log)
+
+
+def time_entries(entries, config, log=print):
+    """Times exported variants of one family (host and/or device)."""
     rows = []
     paths = [e["path"] for e in entries]
     if config.host:
@@ -199,6 +204,67 @@ def _odd_channel_convs(info):
             if shape and shape[-1] % 8:
                 count += 1
     return count
+
+
+ENTRY_KEYS = (
+    "family",
+    "description",
+    "model",
+    "ratio",
+    "round_to",
+    "path",
+    "params",
+    "flops",
+    "tflite_macs",
+    "size_bytes",
+    "max_abs_diff",
+    "parity_passed",
+    "gpu_compatible",
+    "odd_channel_convs",
+    "accuracy",
+)
+
+
+def retime(results_json, config, log=print):
+    """Times the .tflite files of an earlier run again (no re-export).
+
+    Useful for tighter numbers (more rounds, one thread count) on models
+    that were already exported and numerically checked.
+
+    Returns:
+        dict of written file paths.
+    """
+    import json
+
+    from tflite_bench import report
+
+    with open(results_json) as f:
+        old_rows = json.load(f)["rows"]
+    families = {}
+    for r in old_rows:
+        if config.models and r["family"] not in config.models:
+            continue
+        fam = families.setdefault(r["family"], {})
+        fam.setdefault(r["model"], {k: r.get(k) for k in ENTRY_KEYS})
+    if not families:
+        raise ValueError(
+            f"No rows to re-time in {results_json!r} for models "
+            f"{list(config.models)}."
+        )
+    os.makedirs(config.results_dir, exist_ok=True)
+    started = time.time()
+    rows = []
+    for family, entries in families.items():
+        entries = list(entries.values())
+        missing = [e["path"] for e in entries if not os.path.exists(e["path"])]
+        if missing:
+            raise FileNotFoundError(f"Exported models are gone: {missing}")
+        log(f"[{family}] re-timing {len(entries)} models")
+        rows.extend(time_entries(entries, config, log=log))
+    rows = report.finalize(rows)
+    meta = report.environment(config, time.time() - started)
+    meta["retimed_from"] = results_json
+    return report.write_all(rows, meta, config.results_dir)
 
 
 def run(config, log=print):

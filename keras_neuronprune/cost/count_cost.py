@@ -6,13 +6,13 @@ import warnings
 
 import keras
 
-from keras_neuronprune.cost import _shapes
 from keras_neuronprune.cost.flops_registry import get_flops_rule
 from keras_neuronprune.cost.flops_rules import UndefinedShapeError
 from keras_neuronprune.cost.flops_rules import UnknownActivationError
 from keras_neuronprune.cost.flops_rules import channel_axis
 from keras_neuronprune.cost.layer_cost import LayerCost
 from keras_neuronprune.cost.model_cost import ModelCost
+from keras_neuronprune.graph import _keras_graph as _shapes
 
 
 def count_cost(model, input_shape=None):
@@ -61,7 +61,7 @@ def count_cost(model, input_shape=None):
             f"`model` must be a keras.Model. Received: model={model!r}"
         )
     input_shapes = _full_input_shapes(model, input_shape)
-    sites = _shapes.call_sites(model, input_shapes)
+    sites = _shapes.shaped_call_sites(model, input_shapes)
 
     counted_weights = set()
     calls_seen = collections.Counter()

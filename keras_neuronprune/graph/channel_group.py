@@ -1,4 +1,4 @@
-"""Data classes describing coupled channels: `GroupMember` and `ChannelGroup`."""
+"""Data classes of coupled channels: `GroupMember` and `ChannelGroup`."""
 
 import dataclasses
 

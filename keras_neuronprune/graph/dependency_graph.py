@@ -371,12 +371,15 @@ class DependencyGraph:
         labs = self.labels[ids]
         gids = self.group_of[labs]
         ranks = self.rank_of[labs]
-        for g in np.unique(gids):
-            pos = (
-                np.nonzero(gids == g)[0]
-                if len(np.unique(gids)) > 1
-                else (np.arange(len(ids)))
-            )
+        if gids.size and (gids == gids[0]).all():
+            unique = gids[:1]
+        else:
+            unique = np.unique(gids)
+        for g in unique:
+            if len(unique) > 1:
+                pos = np.nonzero(gids == g)[0]
+            else:
+                pos = np.arange(len(ids))
             size = len(self.group_labels[g])
             ks = ranks[pos]
             counts = np.bincount(ks, minlength=size)

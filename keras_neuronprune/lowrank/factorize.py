@@ -109,12 +109,9 @@ def factorize_low_rank(
             f"`prune_goal` must be in [0, 1). Received: prune_goal={prune_goal}"
         )
     ranks = dict(ranks or {})
-    names = layers
-    if names is None and ranks:
-        names = None
     functional = _keras_graph.as_functional(model)
     selected = [
-        layer for layer, _ in select_layers(model, names, bn_rectify=False)
+        layer for layer, _ in select_layers(model, layers, bn_rectify=False)
     ]
     for name, r in ranks.items():
         if int(r) < 1:

@@ -40,7 +40,8 @@ def check_block_size(layer_name, shape, num_output_axes, block_size):
             f"Layer {layer_name!r} cannot be pruned in blocks of {br}x{bc}: "
             f"its kernel of shape {tuple(shape)} is a {rows}x{cols} matrix "
             "(fan-in x outputs) and both dimensions must be divisible by "
-            f"the block. Received: block_size={tuple(block_size)!r}"
+            "the block. Exclude the layer with `layers=` or choose another "
+            f"block. Received: block_size={tuple(block_size)!r}"
         )
 
 
@@ -58,7 +59,8 @@ def check_m_by_n(layer_name, shape, num_output_axes, m_by_n):
         raise ValueError(
             f"Layer {layer_name!r} has {in_channels} input channels (kernel "
             f"shape {tuple(shape)}), not divisible by n={n}: the m-by-n "
-            "pattern groups n consecutive input channels. Received: "
+            "pattern groups n consecutive input channels. Exclude the layer "
+            "with `layers=` or choose another n. Received: "
             f"sparsity_m_by_n={tuple(m_by_n)!r}"
         )
 

@@ -349,5 +349,6 @@ def prune_weights(
         rebuilt.input, rebuilt.output, name=model.name, controller=controller
     )
     controller.set_data(data)
+    controller.fallback_loss = model.loss
     controller.initialize(pruned)
     return pruned

@@ -293,6 +293,7 @@ class WeightPruningController(PruningController):
         self._method = method_cls(self)
         self._data = None
         self._loss_fn = None
+        self.fallback_loss = None
         self._layers = None
         self._layers_model = None
         self._stats = None
@@ -371,7 +372,13 @@ class WeightPruningController(PruningController):
         if self._loss_fn is None:
             from keras_neuronprune.utils.gradients import resolve_loss
 
-            loss = self.loss if self.loss is not None else model.loss
+            # Explicit `loss`, else the pruned model's compiled loss, else
+            # the loss the user's model was compiled with (SNIP and RigL's
+            # initial masks are computed before the pruned model is).
+            loss = self.loss
+            for candidate in (getattr(model, "loss", None), self.fallback_loss):
+                if loss is None:
+                    loss = candidate
             if loss is None or (isinstance(loss, dict) and not loss):
                 raise ValueError(
                     f"method={self.method!r} needs a loss for its gradients: "

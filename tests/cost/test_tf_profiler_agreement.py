@@ -8,6 +8,8 @@ constant-input ops removed the two counts are identical; the raw profiler
 total is within 1%.
 """
 
+import math
+
 import keras
 import pytest
 
@@ -64,3 +66,15 @@ def test_convnext_counts_every_layer():
     stem = [r for r in cost.layers if r.name.startswith("convnext_tiny_stem/")]
     assert [r.class_name for r in stem] == ["Conv2D", "LayerNormalization"]
     assert cost.flops_by_class()["LayerScale"] > 0
+
+
+def test_inception_resnet_custom_scale_layer_is_counted():
+    model = keras.applications.InceptionResNetV2(
+        weights=None, input_shape=(75, 75, 3)
+    )
+    cost = count_cost(model)
+    assert cost.uncounted == ()
+    rows = [r for r in cost.layers if r.class_name == "CustomScaleLayer"]
+    assert len(rows) == 40
+    for row in rows:
+        assert row.flops == 2 * math.prod(row.output_shape)

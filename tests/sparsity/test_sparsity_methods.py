@@ -313,3 +313,91 @@ def test_scl_adapts_the_penalty_and_freezes_to_the_exact_target(
     for _, masked in controller.layers_of(pruned):
         mask = masked.kernel_mask.numpy()
         assert np.all(masked.kernel_variable.numpy()[mask == 0] == 0)
+
+
+def test_snip_uses_the_loss_the_user_model_was_compiled_with():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(16, 6)).astype("float32")
+    y = rng.integers(0, 3, size=16)
+    model = _linear_mlp()
+    model.compile("sgd", LOSS)
+    expected = _numpy_snip(model, x.astype("float64"), y)
+    pruned = prune_weights(model, method="snip", sparsity=0.5, data=(x, y))
+    scores = pruned.controller.algorithm.last_scores
+    np.testing.assert_allclose(scores["b"], expected["b"], rtol=1e-4)
+    assert pruned.controller.get_config()["loss"] is None
+
+
+def _brute_relief_nd(x, kernel, bias, groups=1, causal=False):
+    """Brute-force NNrelief shares for a stride-1 'valid' N-D convolution."""
+    if causal:
+        pad = kernel.shape[0] - 1
+        x = np.pad(x, [(0, 0), (pad, 0), (0, 0)])
+    ksize = kernel.shape[:-2]
+    cin_g, cout = kernel.shape[-2:]
+    cout_g = cout // groups
+    out_shape = tuple(s - k + 1 for s, k in zip(x.shape[1:-1], ksize))
+    contrib = np.zeros((cin_g, cout))
+    for j in range(cout):
+        g = j // cout_g
+        for i in range(cin_g):
+            channel = np.abs(x[..., g * cin_g + i])
+            taps = np.abs(kernel[..., i, j])
+            total = 0.0
+            for sample in channel:
+                out = np.zeros(out_shape)
+                for pos in np.ndindex(*out_shape):
+                    window = tuple(slice(p, p + k) for p, k in zip(pos, ksize))
+                    out[pos] = np.sum(sample[window] * taps)
+                total += np.sqrt(np.sum(out**2))
+            contrib[i, j] = total / len(x)
+    spatial = int(np.prod(out_shape))
+    return contrib / (contrib.sum(axis=0) + np.abs(bias) * np.sqrt(spatial))
+
+
+@pytest.mark.parametrize(
+    "layer_fn,shape,groups,causal",
+    [
+        (lambda: keras.layers.Conv1D(4, 3, name="conv"), (2, 7, 3), 1, False),
+        (
+            lambda: keras.layers.Conv1D(4, 3, padding="causal", name="conv"),
+            (2, 6, 3),
+            1,
+            True,
+        ),
+        (
+            lambda: keras.layers.Conv3D(2, 2, name="conv"),
+            (2, 3, 3, 3, 2),
+            1,
+            False,
+        ),
+        (
+            lambda: keras.layers.Conv2D(4, 2, groups=2, name="conv"),
+            (2, 4, 4, 4),
+            2,
+            False,
+        ),
+    ],
+)
+def test_nnrelief_conv_variants_match_brute_force(
+    layer_fn, shape, groups, causal
+):
+    rng = np.random.default_rng(6)
+    inputs = keras.Input(shape[1:])
+    layer = layer_fn()
+    outputs = keras.layers.Flatten()(layer(inputs))
+    model = keras.Model(inputs, outputs)
+    layer.bias.assign(rng.normal(size=layer.bias.shape))
+    x = rng.normal(size=shape).astype("float32")
+    pruned = prune_weights(
+        model, method="nnrelief", sparsity=0.3, data=(x, x), layers=["conv"]
+    )
+    masked = pruned.get_layer("conv")
+    expected = _brute_relief_nd(
+        x.astype("float64"),
+        masked.kernel_variable.numpy().astype("float64"),
+        masked.bias.numpy(),
+        groups=groups,
+        causal=causal,
+    )
+    np.testing.assert_allclose(relief_scores(masked, x), expected, rtol=1e-4)

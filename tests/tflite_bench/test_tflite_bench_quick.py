@@ -71,3 +71,25 @@ def test_quick_mode_end_to_end(tmp_path):
             )
     md = (out / "results.md").read_text()
     assert "speed-up" in md and "ResNet-20" in md
+
+    # Re-time the exported files (no re-export), one family, one thread.
+    again = tmp_path / "again"
+    argv = [
+        "--retime",
+        str(out / "results.json"),
+        "--models",
+        "resnet20",
+        "--threads",
+        "1",
+        "--rounds",
+        "2",
+        "--runs-per-round",
+        "3",
+        "--results-dir",
+        str(again),
+    ]
+    assert main(argv) == 0
+    data = json.loads((again / "results.json").read_text())
+    assert {r["family"] for r in data["rows"]} == {"resnet20"}
+    assert {(r["threads"], r["runs"]) for r in data["rows"]} == {(1, 6)}
+    assert data["meta"]["retimed_from"] == str(out / "results.json")

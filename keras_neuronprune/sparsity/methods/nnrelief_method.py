@@ -149,6 +149,7 @@ class NNReliefMethod(BaseMethod):
     def __init__(self, controller):
         super().__init__(controller)
         self._submodel = None
+        self._submodel_of = None
         self.alpha = None
 
     @staticmethod
@@ -156,7 +157,7 @@ class NNReliefMethod(BaseMethod):
         return layer.num_output_axes == 1
 
     def _layer_inputs(self, model, layers, x):
-        if self._submodel is None:
+        if self._submodel is None or self._submodel_of is not model:
             for name, layer in layers:
                 if "/" in name:
                     raise ValueError(
@@ -173,6 +174,7 @@ class NNReliefMethod(BaseMethod):
                     f"layer (shared layers are not supported): {error}"
                 ) from error
             self._submodel = keras.Model(model.input, tensors)
+            self._submodel_of = model
         outputs = self._submodel(x, training=False)
         if not isinstance(outputs, (list, tuple)):
             outputs = [outputs]
