@@ -199,7 +199,7 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--overhead-criteria", nargs="+", default=["rni", "l1"])
-    parser.add_argument("--criteria", nargs="+", default=list(CRITERIA))
+    parser.add_argument("--criteria", nargs="*", default=list(CRITERIA))
     parser.add_argument("--score-batches", type=int, default=2)
     parser.add_argument("--score-repeats", type=int, default=3)
     parser.add_argument("--output", default=None)

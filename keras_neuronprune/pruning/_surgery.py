@@ -105,13 +105,32 @@ def make_plan(model, groups, bounded_bn, gates_after_bn):
         prefix = path.rsplit("/", 1)[0] + "/" if "/" in path else ""
         return prefix + name
 
+    # Swap in masked layers only where a mask is needed: a consumer's
+    # input mask is what makes a masked channel a removed one. Producers and
+    # BatchNormalization keep their fast Keras implementation (an output
+    # mask costs a pass over the activations) unless they are swapped
+    # anyway, or the criterion reads them (RNI's bounded scales).
     for group in groups:
         for m in group.members:
             layer = layers[m.layer]
+            masked = masked_class_for(layer)
             if bounded_bn and type(layer) is keras.layers.BatchNormalization:
                 plan.swap[m.layer] = "bounded"
-            elif masked_class_for(layer) is not None:
+            elif (
+                m.role == "input"
+                and m.kind == "consumer"
+                and masked is not None
+                and masked.has_input_mask
+            ):
                 plan.swap.setdefault(m.layer, "masked")
+    for group in groups:
+        has_consumer = any(
+            m.role == "input" and m.kind == "consumer" for m in group.members
+        )
+        if not has_consumer:
+            for m in group.members:
+                if m.role == "output" and masked_class_for(layers[m.layer]):
+                    plan.swap.setdefault(m.layer, "masked")
     if gates_after_bn:
         for group in groups:
             outs = [m for m in group.members if m.role == "output"]

@@ -308,8 +308,7 @@ def prune_weights(
             "`loss=` or compile `model` first. Received: loss=None"
         )
     selected = _select_layers(model, layers, method_cls, xnnpack_sparse)
-    pattern_layers = selected
-    for name, layer in pattern_layers.items():
+    for name, layer in selected.items():
         masked_cls = MASKED_CLASSES[type(layer)]
         shape = tuple(layer.kernel.shape)
         if controller.block_size:

@@ -11,7 +11,6 @@ from pruning_testlib import weights_snapshot
 from keras_neuronprune.callbacks import UpdatePruning
 from keras_neuronprune.core import PrunedModel
 from keras_neuronprune.cost import count_cost
-from keras_neuronprune.layers import MaskedBatchNormalization
 from keras_neuronprune.layers import MaskedConv2D
 from keras_neuronprune.pruning import prune_structured
 from keras_neuronprune.pruning import strip_pruning
@@ -54,8 +53,11 @@ def test_flow_prunes_strips_and_keeps_user_model():
     before = weights_snapshot(model)
     pruned = prune_structured(model, criterion=KernelL1(), pruning_ratio=0.5)
     assert isinstance(pruned, PrunedModel)
-    assert isinstance(pruned.get_layer("conv1"), MaskedConv2D)
-    assert isinstance(pruned.get_layer("bn1"), MaskedBatchNormalization)
+    # Only consumers need masks (their input mask removes a channel); the
+    # first conv and the BatchNorms keep their plain, faster layers.
+    assert isinstance(pruned.get_layer("conv2"), MaskedConv2D)
+    assert type(pruned.get_layer("conv1")) is keras.layers.Conv2D
+    assert type(pruned.get_layer("bn1")) is keras.layers.BatchNormalization
     _fit(pruned)
     assert int(pruned.pruning_step.numpy()) == 2
     assert _kept(pruned) == {"conv1": 4, "conv2": 6, "fc1": 8}
@@ -88,12 +90,16 @@ def test_lowest_scores_are_removed_per_group():
     )
     keep = pruned.controller.prune(pruned)
     np.testing.assert_array_equal(keep["conv1"], [0, 2, 4, 6])
-    mask = pruned.get_layer("conv1").output_mask.numpy()
-    np.testing.assert_array_equal(mask, [1, 0, 1, 0, 1, 0, 1, 0])
-    in_mask = pruned.get_layer("conv2").input_mask.numpy()
-    np.testing.assert_array_equal(in_mask, mask)
+    mask = [1, 0, 1, 0, 1, 0, 1, 0]
+    for consumer in ("conv2", "conv3"):
+        np.testing.assert_array_equal(
+            pruned.get_layer(consumer).input_mask.numpy(), mask
+        )
+    # conv3 is swapped for its input mask, so its output (group conv2)
+    # is masked too; conv2's output mask belongs to group conv2.
+    out = pruned.get_layer("conv3").output_mask.numpy()
     np.testing.assert_array_equal(
-        pruned.get_layer("bn1").output_mask.numpy(), mask
+        out, pruned.get_layer("conv2").output_mask.numpy()
     )
 
 
