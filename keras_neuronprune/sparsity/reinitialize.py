@@ -11,10 +11,8 @@ from keras_neuronprune.sparsity._model_utils import clone_model
 from keras_neuronprune.sparsity._model_utils import iter_layers
 from keras_neuronprune.sparsity._model_utils import layers_by_path
 from keras_neuronprune.sparsity._model_utils import masked_layers
+from keras_neuronprune.sparsity._validation import validate_int
 from keras_neuronprune.sparsity.layers import WeightMaskedMixin
-from keras_neuronprune.sparsity.schedules.base_pruning_schedule import (
-    validate_int,
-)
 from keras_neuronprune.sparsity.weight_pruning_controller import (
     WeightPruningController,
 )

@@ -11,17 +11,11 @@ from keras_neuronprune.sparsity import _selection
 from keras_neuronprune.sparsity._data import DataCycler
 from keras_neuronprune.sparsity._model_utils import masked_layers
 from keras_neuronprune.sparsity._optimizer_slots import zero_slots
+from keras_neuronprune.sparsity._validation import evaluate_schedule
+from keras_neuronprune.sparsity._validation import validate_int
+from keras_neuronprune.sparsity._validation import validate_sparsity
 from keras_neuronprune.sparsity.methods import METHODS
 from keras_neuronprune.sparsity.schedules import ConstantSparsity
-from keras_neuronprune.sparsity.schedules.base_pruning_schedule import (
-    evaluate_schedule,
-)
-from keras_neuronprune.sparsity.schedules.base_pruning_schedule import (
-    validate_int,
-)
-from keras_neuronprune.sparsity.schedules.base_pruning_schedule import (
-    validate_sparsity,
-)
 
 _DEFAULTS = {
     "threshold": "fraction",
@@ -319,7 +313,13 @@ class WeightPruningController(PruningController):
                     "(should_prune, sparsity). Received: schedule of type "
                     f"{type(schedule).__name__}"
                 )
-            final = getattr(schedule, "final_sparsity", None)
+            # keras_neuronprune schedules carry their target as
+            # `final_ratio` (None until bound to the target).
+            final = getattr(schedule, "final_ratio", None)
+            if final is None and self.sparsity is not None:
+                if hasattr(schedule, "bind"):
+                    schedule = schedule.bind(self.sparsity)
+                    final = self.sparsity
             if (
                 final is not None
                 and self.sparsity is not None
@@ -332,7 +332,7 @@ class WeightPruningController(PruningController):
                 )
             if self.sparsity is None and final is not None:
                 self.sparsity = validate_sparsity(
-                    float(final), "schedule.final_sparsity"
+                    float(final), "schedule.final_ratio"
                 )
             return schedule
         if self.threshold == "std":

