@@ -260,37 +260,8 @@ def prune_structured(
     return pruned
 
 
-_CRITERIA = {
-    "rni": ("rni", "RNI"),
-    "l1": ("l1_norm", "L1Norm"),
-    "l2": ("l2_norm", "L2Norm"),
-    "bn_scale": ("bn_scale", "BNScale"),
-    "bn_stats": ("bn_statistics", "BNStatistics"),
-    "taylor": ("taylor", "Taylor"),
-    "taylor_activation": ("taylor_activation", "TaylorActivation"),
-    "taylor_so": ("taylor_second_order", "TaylorSecondOrder"),
-    "random": ("random_criterion", "RandomCriterion"),
-}
-
-
-def _get_criterion(name):
-    """`keras_neuronprune.criteria.get`, or a minimal stand-in for it."""
-    try:
-        from keras_neuronprune.criteria import get
-    except ImportError:
-        get = None
-    if get is not None:
-        return get(name)
-    import importlib
-
-    entry = _CRITERIA.get(name.lower())
-    if entry is None:
-        raise ValueError(f"known criteria: {sorted(_CRITERIA)}")
-    module = importlib.import_module(f"keras_neuronprune.criteria.{entry[0]}")
-    return getattr(module, entry[1])()
-
-
 def _resolve_criterion(criterion):
+    from keras_neuronprune import criteria
     from keras_neuronprune.criteria.base_criterion import Criterion
 
     if isinstance(criterion, Criterion):
@@ -302,8 +273,8 @@ def _resolve_criterion(criterion):
             f"Received: criterion={criterion!r}"
         )
     try:
-        resolved = _get_criterion(criterion)
-    except (ValueError, KeyError) as error:
+        resolved = criteria.get(criterion)
+    except (ValueError, KeyError, TypeError) as error:
         raise ValueError(
             f"Unknown `criterion`. Received: criterion={criterion!r}. ({error})"
         ) from None
@@ -311,7 +282,7 @@ def _resolve_criterion(criterion):
         raise ValueError(
             f"Unknown `criterion`. Received: criterion={criterion!r}"
         )
-    return criterion.lower(), resolved
+    return str(getattr(resolved, "alias", None) or criterion).lower(), resolved
 
 
 def _criterion_needs(criterion, name):

@@ -180,9 +180,10 @@ class StructuredPruningController(PruningController, keras.layers.Layer):
     # ------------------------------------------------------------------
     # Training hooks.
     def on_train_begin(self, model):
+        # Weights may have been restored (BackupAndRestore) since the last
+        # call: drop everything derived from them.
         self._layer_cache = {}
         self._summary = None
-        self._check_data()
 
     def on_train_batch_begin(self, model, step):
         should_prune, ratio = check_schedule_output(self.schedule, step)
@@ -248,7 +249,7 @@ class StructuredPruningController(PruningController, keras.layers.Layer):
         )
 
         self._check_data()
-        unsupported = self._unsupported(model)
+        unsupported = self.unsupported_groups(model)
         measured = [g for g in self._groups if g.name not in unsupported]
         raw = {}
         if measured:
@@ -325,11 +326,11 @@ class StructuredPruningController(PruningController, keras.layers.Layer):
             return set()
         return {g.name for g in self._groups if not supports(g, model)}
 
-    _unsupported = unsupported_groups
-
     def _counts(self, plans, scores, progress, model=None):
         # Groups the criterion cannot measure keep their channels.
-        unsupported = self._unsupported(model) if model is not None else set()
+        unsupported = (
+            self.unsupported_groups(model) if model is not None else set()
+        )
         fixed = {p.name: p.kept_count for p in plans if p.name in unsupported}
         dict_plans = [
             p
