@@ -269,11 +269,13 @@ def build_resnet(depth=20, width=16, classes=10, input_shape=(32, 32, 3)):
     if (depth - 2) % 6:
         raise ValueError(f"`depth` must be 6n + 2. Received: depth={depth}")
     blocks = (depth - 2) // 6
+    # PyTorch's BatchNorm defaults, as in the RNI code (momentum 0.1 there).
+    bn = {"momentum": 0.9, "epsilon": 1e-5}
     inputs = keras.Input(input_shape, name="image")
     x = keras.layers.Conv2D(
         width, 3, padding="same", use_bias=False, name="stem_conv"
     )(inputs)
-    x = keras.layers.BatchNormalization(name="stem_bn")(x)
+    x = keras.layers.BatchNormalization(**bn, name="stem_bn")(x)
     x = keras.layers.ReLU(name="stem_relu")(x)
     for stage in range(3):
         filters = width * 2**stage
@@ -288,17 +290,19 @@ def build_resnet(depth=20, width=16, classes=10, input_shape=(32, 32, 3)):
                 use_bias=False,
                 name=f"{name}_conv1",
             )(x)
-            y = keras.layers.BatchNormalization(name=f"{name}_bn1")(y)
+            y = keras.layers.BatchNormalization(**bn, name=f"{name}_bn1")(y)
             y = keras.layers.ReLU(name=f"{name}_relu1")(y)
             y = keras.layers.Conv2D(
                 filters, 3, padding="same", use_bias=False, name=f"{name}_conv2"
             )(y)
-            y = keras.layers.BatchNormalization(name=f"{name}_bn2")(y)
+            y = keras.layers.BatchNormalization(**bn, name=f"{name}_bn2")(y)
             if stride != 1 or x.shape[-1] != filters:
                 x = keras.layers.Conv2D(
                     filters, 1, stride, use_bias=False, name=f"{name}_short"
                 )(x)
-                x = keras.layers.BatchNormalization(name=f"{name}_short_bn")(x)
+                x = keras.layers.BatchNormalization(
+                    **bn, name=f"{name}_short_bn"
+                )(x)
             x = keras.layers.Add(name=f"{name}_add")([x, y])
             x = keras.layers.ReLU(name=f"{name}_out")(x)
     x = keras.layers.GlobalAveragePooling2D(name="gap")(x)

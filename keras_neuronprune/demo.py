@@ -10,7 +10,7 @@ at pruning time (`importances.png`) and the final `.keras` model.
 
 Run:
 
-    keras-neuronprune demo              # a few minutes on 2 CPU cores
+    keras-neuronprune demo              # about half a minute on 2 cores
     keras-neuronprune demo --smoke      # a few seconds (checks the flow)
 """
 

@@ -24,12 +24,25 @@ class LatencyStats:
     std_ms: float
     runs: int
     p95_ms: object = None
+    cpu_median_ms: object = None
+    cpu_p90_ms: object = None
 
     @classmethod
-    def from_seconds(cls, samples):
+    def from_seconds(cls, samples, cpu_samples=None):
+        """Stats from wall-clock seconds (and optional process CPU seconds).
+
+        Process CPU time counts the work of all the process's threads and
+        excludes time the process was preempted, so on a shared machine it
+        is a steadier measure of the work per inference than wall time (for
+        one thread it is the uncontended latency; for N threads it is up to
+        N x the latency).
+        """
         ms = np.asarray(samples, dtype=np.float64) * 1e3
         if ms.size == 0:
             raise ValueError("No latency samples were recorded.")
+        cpu = None
+        if cpu_samples is not None:
+            cpu = np.asarray(cpu_samples, dtype=np.float64) * 1e3
         return cls(
             median_ms=float(np.median(ms)),
             p90_ms=float(np.percentile(ms, 90)),
@@ -38,6 +51,8 @@ class LatencyStats:
             std_ms=float(np.std(ms)),
             runs=int(ms.size),
             p95_ms=float(np.percentile(ms, 95)),
+            cpu_median_ms=None if cpu is None else float(np.median(cpu)),
+            cpu_p90_ms=None if cpu is None else float(np.percentile(cpu, 90)),
         )
 
 
@@ -90,19 +105,27 @@ def time_interleaved(
         for _ in range(warmup):
             interp.invoke()
     samples = [[] for _ in paths]
+    cpu_samples = [[] for _ in paths]
     order = list(range(len(paths)))
     rng = random.Random(seed)
     clock = time.perf_counter
+    cpu_clock = time.process_time
     for _ in range(rounds):
         rng.shuffle(order)
         for i in order:
             invoke = interpreters[i].invoke
             bucket = samples[i]
+            cpu_bucket = cpu_samples[i]
             for _ in range(runs_per_round):
+                cpu_start = cpu_clock()
                 start = clock()
                 invoke()
-                bucket.append(clock() - start)
-    return [LatencyStats.from_seconds(s) for s in samples]
+                end = clock()
+                cpu_bucket.append(cpu_clock() - cpu_start)
+                bucket.append(end - start)
+    return [
+        LatencyStats.from_seconds(s, c) for s, c in zip(samples, cpu_samples)
+    ]
 
 
 def tflite_accuracy(path, x, y, num_threads=1):

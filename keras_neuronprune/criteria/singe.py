@@ -122,18 +122,21 @@ class SInGE(Criterion):
             needs_targets=True,
         )
 
-    def _path_integral(self, model, slices, batches, loss, channel_scale):
+    def _path_integral(
+        self, model, slices, batches, loss, channel_scale, variables
+    ):
         """Sum over path points of theta_c . grad, per group channel.
 
         `channel_scale(alpha)` gives the per-channel factor of the path
-        point `alpha` (1 = untouched).
+        point `alpha` (1 = untouched). `variables` is the same list for
+        every group (all structure variables), so one traced gradient
+        function serves every path.
         """
-        variables, index = [], {}
-        for s in slices:
-            if id(s.variable) not in index:
-                index[id(s.variable)] = len(variables)
-                variables.append(s.variable)
-        theta = [np.asarray(v.numpy(), "float64") for v in variables]
+        index = {id(v): i for i, v in enumerate(variables)}
+        theta = {
+            id(s.variable): np.asarray(s.variable.numpy(), "float64")
+            for s in slices
+        }
         size = len(slices[0].positions)
         total = np.zeros(size)
         n_total = sum(len(y) for _, y in batches)
@@ -145,7 +148,9 @@ class SInGE(Criterion):
                     _, grads = loss_and_gradients(model, variables, x, y, loss)
                     for s in slices:
                         i = index[id(s.variable)]
-                        contribution = s.per_channel(theta[i] * grads[i])
+                        contribution = s.per_channel(
+                            theta[id(s.variable)] * grads[i]
+                        )
                         total += len(y) / n_total * contribution
         return total / self.steps
 
@@ -155,15 +160,25 @@ class SInGE(Criterion):
         model = context.model
         result = {}
         self.unsupported = []
+        group_slices = {}
         for group in context.groups:
             if not group.prunable:
                 continue
             try:
-                slices = structure_slices(model, group)
+                group_slices[group.name] = structure_slices(model, group)
             except ValueError:
-                slices = []
-            if not slices:
+                group_slices[group.name] = []
+            if not group_slices[group.name]:
                 self.unsupported.append(group.name)
+        variables, seen = [], set()
+        for slices in group_slices.values():
+            for s in slices:
+                if id(s.variable) not in seen:
+                    seen.add(id(s.variable))
+                    variables.append(s.variable)
+        for group in context.groups:
+            slices = group_slices.get(group.name)
+            if not slices:
                 continue
             if self.per_channel:
                 values = np.zeros(group.size)
@@ -175,7 +190,7 @@ class SInGE(Criterion):
                         return out
 
                     values[c] = self._path_integral(
-                        model, slices, batches, context.loss, scale
+                        model, slices, batches, context.loss, scale, variables
                     )[c]
             else:
                 values = self._path_integral(
@@ -184,6 +199,7 @@ class SInGE(Criterion):
                     batches,
                     context.loss,
                     lambda alpha: np.full(group.size, alpha),
+                    variables,
                 )
             result[group.name] = values
         self.last_attributions = result

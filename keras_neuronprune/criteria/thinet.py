@@ -121,9 +121,8 @@ def consumer_grams(
                 contrib = patch_contributions(layer, x, locations)
                 positions = np.asarray(member.channels).reshape(group.size, -1)
                 per_channel = contrib[:, positions, :].sum(axis=2)  # (S,g,O)
-                grams[group.name][k] += np.einsum(
-                    "sco,sdo->cd", per_channel, per_channel
-                )
+                flat = per_channel.transpose(1, 0, 2).reshape(group.size, -1)
+                grams[group.name][k] += flat @ flat.T
                 energy[group.name][k] += float(np.sum(contrib.sum(axis=1) ** 2))
     result = {}
     for group in groups:

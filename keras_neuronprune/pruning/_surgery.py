@@ -295,31 +295,26 @@ def build_masked_clone(model, plan, criterion, bn_gamma_mapping="relative"):
     if criterion is not None:
         for path, new in iter_layers(clone):
             if not isinstance(new, keras.Model):
-                attach_regularizer(new, criterion.regularizer_for(new))
+                _attach_criterion_regularizer(new, criterion)
     return clone
 
 
-def attach_regularizer(layer, regularizer):
-    """Puts a criterion's regulariser on the weight it penalises."""
+def _attach_criterion_regularizer(layer, criterion):
+    """Puts `criterion.regularizer_for(layer)` on the weight it penalises."""
+    from keras_neuronprune.regularizers import attach_regularizer
+
+    regularizer = criterion.regularizer_for(layer)
     if regularizer is None:
         return
-    if isinstance(layer, BoundedBatchNormalization):
-        layer.set_gamma_regularizer(regularizer)
-        return
-    for attr, weight in (
-        ("gamma_regularizer", "gamma"),
-        ("kernel_regularizer", "kernel"),
-        ("depthwise_regularizer", "depthwise_kernel"),
-    ):
-        variable = getattr(layer, weight, None)
-        if hasattr(layer, attr) and isinstance(variable, keras.Variable):
-            setattr(layer, attr, regularizer)
-            variable.regularizer = regularizer
-            return
-    raise ValueError(
-        f"Cannot attach regulariser {regularizer!r} to layer "
-        f"{layer.name!r} ({type(layer).__name__}): it has no gamma or kernel."
-    )
+    weight = None
+    if hasattr(criterion, "regularized_weight"):
+        weight = criterion.regularized_weight(layer)
+    if weight is None:
+        raise ValueError(
+            f"Criterion {type(criterion).__name__} returned a regulariser for "
+            f"layer {layer.name!r} but no `regularized_weight` to put it on."
+        )
+    attach_regularizer(layer, weight, regularizer)
 
 
 def build_plain_clone(model):

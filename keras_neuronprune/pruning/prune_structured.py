@@ -46,7 +46,7 @@ def prune_structured(
 
     Finds the model's channel groups (`keras_neuronprune.channel_groups`),
     clones the model (the user's model is never modified) with masked
-    layers in place of the layers of prunable groups (for `"rni"`, every
+    layers in place of the consumers of prunable groups (for `"rni"`, every
     BatchNormalization of a prunable group becomes a
     `BoundedBatchNormalization` that keeps its statistics; gradient criteria
     get a `ChannelGate` after each BatchNormalization), attaches the
@@ -85,8 +85,8 @@ def prune_structured(
             `keras_neuronprune.schedules` object, a name, or any callable
             `schedule(step) -> (should_prune, ratio)` (tfmot's signature).
             None prunes once, before the first training step
-            (`OneShot(step=0)`); for regulariser criteria (`"rni"`,
-            `"l1_gamma"`, `"greg"`) use `OneShot(step=N)` to train the
+            (`OneShot(step=0)`); for criteria with a sparsity regulariser
+            (`"rni"`, `"bn_scale"`) use `OneShot(step=N)` to train the
             sparsity in for N steps first.
         global_pruning: rank channels across groups; None uses the
             criterion's paper default (True for rni, bn_scale, taylor*,

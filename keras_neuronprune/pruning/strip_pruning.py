@@ -80,33 +80,15 @@ def strip_structured(model, check=True):
     return final
 
 
-def exact_cost(model, keep):
-    """`(params, flops)` of the thinned model for keep sets `keep`."""
+def exact_cost(plain, keep):
+    """`(params, flops)` of `plain` (see `build_plain_clone`) thinned to
+    `keep`, counted by `count_cost`."""
     from keras_neuronprune.cost import count_cost
     from keras_neuronprune.rewrite import thin_model
 
-    plain = _plain_cache(model)
-    if keep:
-        thin, _ = thin_model(plain, keep, allow_inexact=True)
-    else:
-        thin = plain
+    thin = thin_model(plain, keep, allow_inexact=True)[0] if keep else plain
     cost = count_cost(thin)
     return cost.params, cost.flops
-
-
-_PLAIN = {}
-
-
-def _plain_cache(model):
-    # The plain clone does not depend on the masks, only on the
-    # architecture, so one clone serves a whole FLOP-target search.
-    key = id(model)
-    entry = _PLAIN.get(key)
-    if entry is None or entry[0] is not model:
-        _PLAIN.clear()
-        entry = (model, build_plain_clone(model))
-        _PLAIN[key] = entry
-    return entry[1]
 
 
 def random_inputs(model, batch_size=2, seed=0):

@@ -410,8 +410,12 @@ class StructuredPruningController(PruningController, keras.layers.Layer):
 
     def _refine_exact(self, plans, rest, scores, fixed, target, lo, hi, model):
         """Corrects the estimate with `count_cost` of the thinned model."""
+        from keras_neuronprune.pruning._surgery import build_plain_clone
         from keras_neuronprune.pruning.strip_pruning import exact_cost
 
+        # The plain clone depends on the architecture only, not on the
+        # masks: one clone serves the whole search.
+        plain = build_plain_clone(model)
         cache = {}
 
         def exact(ratio):
@@ -419,7 +423,7 @@ class StructuredPruningController(PruningController, keras.layers.Layer):
             key = tuple(sorted(counts.items()))
             if key not in cache:
                 keep = _selection.keep_sets(plans, scores, counts)
-                cache[key] = exact_cost(model, keep)[1] / self.base_flops
+                cache[key] = exact_cost(plain, keep)[1] / self.base_flops
             return cache[key], counts
 
         ratio = hi

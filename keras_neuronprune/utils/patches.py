@@ -139,5 +139,9 @@ def patch_contributions(layer, x, locations):
     kernel = np.asarray(layer.kernel.numpy(), "float64")
     if isinstance(layer, keras.layers.Dense):
         return patches[:, :, None] * kernel[None]
-    spatial = "".join("abcdefg"[: kernel.ndim - 2])
-    return np.einsum(f"s{spatial}c,{spatial}co->sco", patches, kernel)
+    # Batched matmul over input channels (BLAS) instead of an einsum loop:
+    # (C, S, window) @ (C, window, O) -> (C, S, O).
+    c_in, c_out = kernel.shape[-2], kernel.shape[-1]
+    p = patches.reshape(len(patches), -1, c_in).transpose(2, 0, 1)
+    k = kernel.reshape(-1, c_in, c_out).transpose(1, 0, 2)
+    return np.matmul(p, k).transpose(1, 0, 2)

@@ -167,3 +167,19 @@ def test_hessian_spectral_errors():
         HessianSpectral().score(ScoringContext(model, groups, _data(), LOSS))
     with pytest.raises(ValueError, match="flatness_weight"):
         HessianSpectral(flatness_weight=2)
+
+
+def test_deleted_spectral_radii_power_iteration_matches_eigvalsh():
+    from keras_neuronprune.criteria.hessian_spectral import (
+        deleted_spectral_radii,
+    )
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 150)) + 0.3  # non-centred, like activations
+    a = x.T @ x / 400
+    deletions = [np.arange(3 * c, 3 * c + 3) for c in range(10)]
+    got = deleted_spectral_radii(a, deletions)
+    for d, value in zip(deletions, got):
+        keep = np.setdiff1d(np.arange(150), d)
+        ref = np.linalg.eigvalsh(a[np.ix_(keep, keep)])[-1]
+        np.testing.assert_allclose(value, ref, rtol=1e-7)

@@ -388,7 +388,11 @@ def test_stripped_model_saves_plain_and_converts_to_tflite(tmp_path):
         loaded.predict(X, verbose=0), final.predict(X, verbose=0), atol=1e-6
     )
     flatbuffer = tf.lite.TFLiteConverter.from_keras_model(final).convert()
-    interpreter = tf.lite.Interpreter(model_content=flatbuffer)
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:  # the deprecated TF copy of the same interpreter
+        Interpreter = tf.lite.Interpreter
+    interpreter = Interpreter(model_content=flatbuffer)
     interpreter.allocate_tensors()
     inp = interpreter.get_input_details()[0]
     interpreter.set_tensor(inp["index"], X[:1])

@@ -1,6 +1,7 @@
 """End-to-end flows with the library's criteria, schedules and callbacks."""
 
 import glob
+import json
 import os
 
 import keras
@@ -63,6 +64,8 @@ def test_rni_flow_bounded_batchnorm_to_plain(tmp_path):
     assert kept["conv1"] + kept["conv2"] == 10
     assert min(kept["conv1"], kept["conv2"]) >= 3
     final = strip_pruning(pruned)
+    # Standard layers only, and no library regulariser left in the config.
+    assert "keras_neuronprune" not in json.dumps(final.get_config())
     plain_bn = final.get_layer("bn1")
     assert type(plain_bn) is keras.layers.BatchNormalization
     keep = pruned.controller.keep_sets(pruned)["conv1"]
@@ -92,12 +95,20 @@ def test_tfmot_style_function_and_polynomial_schedules():
     np.testing.assert_allclose(history.history["pruning_ratio"], [9 / 36, 0.5])
     poly = PolynomialDecay(begin_step=0, end_step=3, frequency=1, power=1)
     pruned = prune_structured(
-        small_cnn(), criterion="l1", pruning_ratio=0.5, schedule=poly
+        small_cnn(),
+        criterion="bn_scale",
+        pruning_ratio=0.5,
+        schedule=poly,
+        global_pruning=False,
+        ignored_layers=["fc1"],
     )
+    assert len(pruned.losses) == 2  # Network Slimming's L1 on both BNs
     assert pruned.controller.schedule.final_ratio == 0.5
     history = _fit(pruned, epochs=2)
     assert history.history["pruning_ratio"][0] < 0.5
     assert history.history["pruning_ratio"][1] == pytest.approx(0.5)
+    final = strip_pruning(pruned)
+    assert "keras_neuronprune" not in json.dumps(final.get_config())
 
 
 def test_gradient_criterion_gets_gates_and_needs_data():

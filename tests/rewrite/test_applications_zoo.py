@@ -117,7 +117,7 @@ def test_thin_application_matches_reference(name, size, tmp_path):
         keep,
         groups=groups,
         rtol=1e-4,
-        scale_floor=1e-2,
+        scale_floor=1e-12,
         tmp_dir=str(tmp_path),
     )
     assert report.params_after < report.params_before
@@ -153,3 +153,22 @@ def test_thin_application_matches_reference(name, size, tmp_path):
         }
     )
     assert not barriers, f"unexpected barriers in {name}: {barriers}"
+
+
+def test_thin_nested_backbone(tmp_path):
+    """The transfer-learning pattern: an application used as one layer."""
+    base = keras.applications.MobileNetV2(
+        weights=None, include_top=False, input_shape=(32, 32, 3)
+    )
+    x = keras.Input((32, 32, 3))
+    y = keras.layers.GlobalAveragePooling2D(name="gap")(base(x))
+    y = keras.layers.Dropout(0.2, name="drop")(y)
+    y = keras.layers.Dense(5, name="head")(y)
+    model = keras.Model(x, y)
+    groups = keras_neuronprune.channel_groups(model)
+    keep = random_keep(groups, rng=0)
+    nested = [n for n in keep if n.startswith(base.name + "/")]
+    assert len(nested) > 10, sorted(keep)
+    assert_thin_matches(
+        model, keep, groups=groups, scale_floor=1e-12, tmp_dir=str(tmp_path)
+    )

@@ -7,8 +7,10 @@ pytest.importorskip("ai_edge_litert")
 pytest.importorskip("tensorflow")
 
 import keras  # noqa: E402
+import numpy as np  # noqa: E402
 
 from tflite_bench import base_benchmark  # noqa: E402
+from tflite_bench.cli import load_dataset  # noqa: E402
 from tflite_bench.cli import main  # noqa: E402
 from tflite_bench.models import resnet20  # noqa: E402
 
@@ -37,6 +39,19 @@ def test_time_interleaved_counts_runs(tmp_path):
     assert all(0 < s.min_ms <= s.median_ms <= s.p90_ms for s in stats)
     with pytest.raises(ValueError, match="rounds"):
         base_benchmark.time_interleaved([path], 1, rounds=0)
+
+    # Accuracy on a dataset given as .npz (x_test / y_test).
+    x = np.random.default_rng(0).standard_normal((20, 16)).astype("float32")
+    y = np.argmax(model(x), axis=-1)
+    y[:5] = (y[:5] + 1) % 8  # 5 of 20 labels made wrong
+    np.savez(tmp_path / "d.npz", x_test=x, y_test=y)
+    xs, ys = load_dataset(str(tmp_path / "d.npz"), limit=20)
+    assert xs.shape == (20, 16) and ys.dtype == np.int64
+    acc = base_benchmark.tflite_accuracy(path, xs, ys)
+    assert acc == pytest.approx(0.75)
+    with pytest.raises(ValueError, match="x_test"):
+        np.savez(tmp_path / "bad.npz", a=x)
+        load_dataset(str(tmp_path / "bad.npz"), limit=5)
 
 
 def test_quick_mode_end_to_end(tmp_path):

@@ -74,7 +74,7 @@ def test_goal_rows_and_markdown(rows):
     meta = report.environment(BenchConfig(), 1.0)
     md = report.markdown(rows, meta)
     assert "## Net 32x32 (host-xnnpack)" in md
-    assert "| net | 0.50 | 4.00 | 3.33 | 0.83 | NO |" in md
+    assert "| net | 0.50 | 4.00 | 3.33 | 0.833 | NO | - | - |" in md
     assert "net/r50_rt1 (t=2, host-xnnpack)" in md
 
 
