@@ -36,7 +36,11 @@ class ThinningReport:
     def compare(cls, model, new_model):
         from keras_neuronprune.cost import count_cost
 
-        before, after = count_cost(model), count_cost(new_model)
+        try:
+            before, after = count_cost(model), count_cost(new_model)
+        except ValueError:
+            # Undefined spatial sizes: FLOPs are unknown, params still count.
+            before, after = _ParamsOnly(model), _ParamsOnly(new_model)
         after_by_name = {c.name: c for c in after.layers}
         rows = []
         for b in before.layers:
@@ -96,3 +100,12 @@ class ThinningReport:
             f"(x{ratio(self.flops_after, self.flops_before)})"
         )
         return "\n".join(lines)
+
+
+class _ParamsOnly:
+    """Cost stand-in for models whose FLOPs depend on an unknown size."""
+
+    def __init__(self, model):
+        self.params = model.count_params()
+        self.flops = 0
+        self.layers = []
