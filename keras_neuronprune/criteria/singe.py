@@ -122,16 +122,19 @@ class SInGE(Criterion):
             needs_targets=True,
         )
 
-    def _path_integral(
-        self, model, slices, batches, loss, channel_scale, variables
-    ):
+    def _path_integral(self, model, slices, batches, loss, channel_scale):
         """Sum over path points of theta_c . grad, per group channel.
 
         `channel_scale(alpha)` gives the per-channel factor of the path
-        point `alpha` (1 = untouched). `variables` is the same list for
-        every group (all structure variables), so one traced gradient
-        function serves every path.
+        point `alpha` (1 = untouched). Gradients are taken w.r.t. the
+        group's own variables only: TensorFlow then skips the other layers'
+        weight gradients (about 2x faster than differentiating every
+        structure variable, at the price of one trace per group).
         """
+        variables = []
+        for s in slices:
+            if all(s.variable is not v for v in variables):
+                variables.append(s.variable)
         index = {id(v): i for i, v in enumerate(variables)}
         theta = {
             id(s.variable): np.asarray(s.variable.numpy(), "float64")
@@ -170,12 +173,6 @@ class SInGE(Criterion):
                 group_slices[group.name] = []
             if not group_slices[group.name]:
                 self.unsupported.append(group.name)
-        variables, seen = [], set()
-        for slices in group_slices.values():
-            for s in slices:
-                if id(s.variable) not in seen:
-                    seen.add(id(s.variable))
-                    variables.append(s.variable)
         for group in context.groups:
             slices = group_slices.get(group.name)
             if not slices:
@@ -190,7 +187,7 @@ class SInGE(Criterion):
                         return out
 
                     values[c] = self._path_integral(
-                        model, slices, batches, context.loss, scale, variables
+                        model, slices, batches, context.loss, scale
                     )[c]
             else:
                 values = self._path_integral(
@@ -199,7 +196,6 @@ class SInGE(Criterion):
                     batches,
                     context.loss,
                     lambda alpha: np.full(group.size, alpha),
-                    variables,
                 )
             result[group.name] = values
         self.last_attributions = result

@@ -79,7 +79,10 @@ class ThinningReport:
 
     def __str__(self):
         def ratio(a, b):
-            return f"{a / b:.3f}" if b else "-"
+            return f"{a / b:.3f}" if a is not None and b else "-"
+
+        def num(a):
+            return "unknown" if a is None else f"{a:,}"
 
         lines = [
             f"{'layer':<40} {'class':<22} {'channels':>13} "
@@ -96,7 +99,7 @@ class ThinningReport:
         lines.append(
             f"total params {self.params_before:,} -> {self.params_after:,} "
             f"(x{ratio(self.params_after, self.params_before)}), FLOPs "
-            f"{self.flops_before:,} -> {self.flops_after:,} "
+            f"{num(self.flops_before)} -> {num(self.flops_after)} "
             f"(x{ratio(self.flops_after, self.flops_before)})"
         )
         return "\n".join(lines)
@@ -107,5 +110,5 @@ class _ParamsOnly:
 
     def __init__(self, model):
         self.params = model.count_params()
-        self.flops = 0
+        self.flops = None
         self.layers = []

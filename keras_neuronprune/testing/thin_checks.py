@@ -311,9 +311,12 @@ def assert_thin_matches(
         assert after[0] < before[0], (
             f"count_cost params did not fall: {after[0]} vs {before[0]}"
         )
-        assert after[1] < before[1], (
-            f"count_cost FLOPs did not fall: {after[1]} vs {before[1]}"
-        )
+        # The report cannot count FLOPs for an unknown spatial size (it
+        # gives None or 0); params must still fall.
+        if before[1]:
+            assert after[1] < before[1], (
+                f"count_cost FLOPs did not fall: {after[1]} vs {before[1]}"
+            )
 
     if check_save:
         folder = tmp_dir or tempfile.mkdtemp(prefix="kn_thin_")

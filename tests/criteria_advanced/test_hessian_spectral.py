@@ -92,9 +92,8 @@ def test_spectral_terms_match_explicit_kronecker_products():
     )
     # Group d2: producer d2, consumer head.
     fd, fh = factors["d2"], factors["head"]
-    w = np.concatenate(
-        [model.get_layer("d2").kernel.numpy(), model.get_layer("d2").bias.numpy()[None]]
-    )
+    d2 = model.get_layer("d2")
+    w = np.concatenate([d2.kernel.numpy(), d2.bias.numpy()[None]])
     fisher = fd.locations * np.kron(fd.a, fd.g)
     expected_saliency = []
     for j in range(3):
@@ -115,7 +114,9 @@ def test_spectral_terms_match_explicit_kronecker_products():
         )
         expected_flat.append((base - after) / base)
     details = criterion.last_details["d2"]
-    np.testing.assert_allclose(details["saliency"], expected_saliency, rtol=1e-4)
+    np.testing.assert_allclose(
+        details["saliency"], expected_saliency, rtol=1e-4
+    )
     np.testing.assert_allclose(details["flatness"], expected_flat, rtol=1e-4)
     np.testing.assert_allclose(
         scores["d2"],
