@@ -4,10 +4,12 @@ Find the channels a network does not need, train so they recede, remove
 them physically, and ship the thinner model.
 """
 
+from keras_neuronprune import analysis
 from keras_neuronprune import callbacks
 from keras_neuronprune import criteria
 from keras_neuronprune import export
 from keras_neuronprune import layers
+from keras_neuronprune import lowrank
 from keras_neuronprune import regularizers
 from keras_neuronprune import schedules
 from keras_neuronprune import sparsity
@@ -32,12 +34,14 @@ __all__ = [
     "PrunedModel",
     "PruningController",
     "__version__",
+    "analysis",
     "callbacks",
     "channel_groups",
     "count_cost",
     "criteria",
     "export",
     "layers",
+    "lowrank",
     "prune_structured",
     "prune_weights",
     "regularizers",

@@ -7,8 +7,9 @@ import keras_neuronprune
 
 DOCUMENTED = {
     "BoundedBatchNorm", "BoundedBatchNormalization", "PrunedModel",
-    "PruningController", "__version__", "callbacks", "channel_groups",
-    "count_cost", "criteria", "export", "layers", "prune_structured",
+    "PruningController", "__version__", "analysis", "callbacks",
+    "channel_groups", "count_cost", "criteria", "export", "layers", "lowrank",
+    "prune_structured",
     "prune_weights", "regularizers", "reinitialize", "register_layer_handler",
     "schedules", "sparsity", "strip_pruning", "thin_model", "uniform_keep",
 }  # fmt: skip

@@ -63,6 +63,9 @@ def top_eigen(matrix):
     m = np.asarray(matrix, "float64")
     if m.size == 0:
         return 0.0, np.zeros(0)
+    if not np.all(np.isfinite(m)):
+        # Reported by `check_finite_scores` with the group's name.
+        return float("nan"), np.zeros(m.shape[0])
     # keras.ops (Eigen on TensorFlow): NumPy's threaded OpenBLAS eigh is
     # many times slower on a loaded machine.
     values, vectors = keras.ops.eigh(m)
@@ -103,6 +106,8 @@ def deleted_spectral_radii(
     m = np.asarray(matrix, "float64")
     p = m.shape[0]
     deletions = [np.asarray(d, "int64").reshape(-1) for d in deletions]
+    if not np.all(np.isfinite(m)):
+        return np.full(len(deletions), np.nan)
     if p <= _EXACT_LIMIT:
         sizes = {len(np.unique(d)) for d in deletions}
         if len(sizes) == 1 and sizes != {p}:

@@ -71,6 +71,9 @@ def inf_fs(features, alpha=0.5, factor=0.9):
     """
     x = np.asarray(features, "float64")
     n, f = x.shape
+    if not np.all(np.isfinite(x)):
+        # Reported by `check_finite_scores` with the groups' names.
+        return np.full(f, np.nan)
     std = x.std(axis=0)
     scaled = std / std.max() if std.max() > 0 else std
     ranks = _rank(x)

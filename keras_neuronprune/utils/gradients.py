@@ -204,12 +204,16 @@ def loss_and_gradients(model, variables, x, y, loss, training=False):
 
     def build():
         raw = [_raw_variable(v) for v in variables]
+        # A weak reference: the cache is keyed weakly by the model, and a
+        # strong one here would keep every model ever scored alive.
+        model_ref = weakref.ref(model)
 
         @tf.function(reduce_retracing=True)
         def fn(x, y):
             with tf.GradientTape() as tape:
                 tape.watch(raw)
-                value = _mean(tf, loss_fn(y, model(x, training=training)))
+                pred = model_ref()(x, training=training)
+                value = _mean(tf, loss_fn(y, pred))
             grads = tape.gradient(value, raw)
             return value, _zeros_for_none(tf, grads, raw)
 
@@ -418,6 +422,7 @@ def _curvature(model, variables, vectors, x, y, loss, gauss_newton):
 
     def build():
         raw = [_raw_variable(v) for v in variables]
+        model_ref = weakref.ref(model)
 
         if not gauss_newton:
 
@@ -427,7 +432,8 @@ def _curvature(model, variables, vectors, x, y, loss, gauss_newton):
                     outer.watch(raw)
                     with tf.GradientTape() as inner:
                         inner.watch(raw)
-                        value = _mean(tf, loss_fn(y, model(x, training=False)))
+                        pred = model_ref()(x, training=False)
+                        value = _mean(tf, loss_fn(y, pred))
                     grads = _zeros_for_none(tf, inner.gradient(value, raw), raw)
                     dot = tf.add_n(
                         [
@@ -446,7 +452,7 @@ def _curvature(model, variables, vectors, x, y, loss, gauss_newton):
             with tf.GradientTape(persistent=True) as tape:
                 tape.watch(raw)
                 with tf.autodiff.ForwardAccumulator(raw, tangents) as acc:
-                    outputs = model(x, training=False)
+                    outputs = model_ref()(x, training=False)
                 flat_out = tf.nest.flatten(outputs)
             jv = [acc.jvp(o, unconnected_gradients="zero") for o in flat_out]
             # H_out (J v): double backprop through the loss only, on a copy

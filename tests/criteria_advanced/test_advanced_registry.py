@@ -63,3 +63,19 @@ def test_prune_structured_with_advanced_criterion(alias):
 def test_prune_structured_requires_data():
     with pytest.raises(ValueError, match="data"):
         prune_structured(make_resnet(), criterion="chip", pruning_ratio=0.5)
+
+
+@pytest.mark.parametrize("alias", sorted(ALIASES))
+def test_non_finite_weights_stop_scoring_with_the_group_name(alias):
+    from advanced_models import groups_of
+    from advanced_models import make_chain
+
+    from keras_neuronprune.criteria.base_criterion import ScoringContext
+
+    model = make_chain()
+    kernel = model.get_layer("c2").kernel
+    kernel.assign(np.full(kernel.shape, np.nan, "float32"))
+    criterion = type(criteria.get(alias))(**SMALL[alias])
+    context = ScoringContext(model, groups_of(model), make_data(n=16), LOSS)
+    with pytest.raises(ValueError, match=r"non-finite .* group '(c1|c2)'"):
+        criterion.score(context)

@@ -284,3 +284,20 @@ def test_combined_gradient_and_hvp_match_separate_calls(gauss_newton):
     np.testing.assert_allclose(value, ref_value, rtol=1e-12)
     np.testing.assert_allclose(_flat(grads), _flat(ref_grads), rtol=1e-10)
     np.testing.assert_allclose(_flat(hv), _flat(ref_hv), rtol=1e-10)
+
+
+def test_cached_functions_do_not_keep_models_alive():
+    import gc
+    import weakref
+
+    model = _tiny_model()
+    x, y = _data()
+    loss_and_gradients(model, None, x, y, "mse")
+    activations_and_gradients(model, ["hidden"], x, y, "mse")
+    vectors = [np.ones(v.shape) for v in model.trainable_variables]
+    hessian_vector_product(model, None, vectors, x, y, "mse")
+    hessian_vector_product(model, None, vectors, x, y, "mse", True)
+    ref = weakref.ref(model)
+    del model
+    gc.collect()
+    assert ref() is None
