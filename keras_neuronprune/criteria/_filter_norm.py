@@ -6,7 +6,6 @@ from keras_neuronprune.criteria._layer_utils import gather_positions
 from keras_neuronprune.criteria._layer_utils import producer_kernel
 from keras_neuronprune.criteria._layer_utils import try_find_layer
 from keras_neuronprune.criteria.base_criterion import Criterion
-from keras_neuronprune.criteria.base_criterion import check_finite_scores
 from keras_neuronprune.criteria.base_criterion import check_normalize
 from keras_neuronprune.criteria.base_criterion import normalize_scores
 
@@ -58,17 +57,7 @@ class FilterNorm(Criterion):
         return bool(self._member_scores(group, model))
 
     def score(self, context):
-        groups = self.prunable_groups(context)
-        scores, missing = {}, set()
-        for group in groups:
-            members = self._member_scores(group, context.model)
-            if not members:
-                missing.add(group.name)
-                continue
-            scores[group.name] = check_finite_scores(
-                self.reduce(members), group.name
-            )
-        return self.fill_unsupported(scores, groups, missing)
+        return self.score_members(context, self._member_scores)
 
     def get_config(self):
         config = super().get_config()

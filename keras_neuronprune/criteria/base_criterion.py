@@ -101,6 +101,30 @@ class Criterion:
     def prunable_groups(self, context):
         return [g for g in context.groups if getattr(g, "prunable", True)]
 
+    def score_members(self, context, member_scores):
+        """Scores every prunable group from its members' score arrays.
+
+        Args:
+            context: the `ScoringContext`.
+            member_scores: callable `(group, model) -> list of arrays`, one
+                per member the criterion can read (empty: unsupported).
+
+        Returns:
+            dict group name -> reduced, finite scores; unsupported groups
+            are filled by `fill_unsupported`.
+        """
+        groups = self.prunable_groups(context)
+        scores, missing = {}, set()
+        for group in groups:
+            members = member_scores(group, context.model)
+            if not members:
+                missing.add(group.name)
+                continue
+            scores[group.name] = check_finite_scores(
+                self.reduce(members), group.name
+            )
+        return self.fill_unsupported(scores, groups, missing)
+
     def fill_unsupported(self, scores, groups, names, top=None):
         """Gives the groups in `names` the largest score (see module doc).
 

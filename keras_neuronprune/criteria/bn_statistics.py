@@ -16,7 +16,6 @@ from keras_neuronprune.criteria._layer_utils import bn_members
 from keras_neuronprune.criteria._layer_utils import bn_parameters
 from keras_neuronprune.criteria._layer_utils import first_positions
 from keras_neuronprune.criteria.base_criterion import Criterion
-from keras_neuronprune.criteria.base_criterion import check_finite_scores
 from keras_neuronprune.criteria.base_criterion import check_normalize
 from keras_neuronprune.criteria.base_criterion import normalize_scores
 
@@ -104,24 +103,18 @@ class BNStatistics(Criterion):
         return bool(bn_members(group, model))
 
     def score(self, context):
-        groups = self.prunable_groups(context)
-        scores, missing = {}, set()
-        for group in groups:
-            members = []
-            for member, layer in bn_members(group, context.model):
-                scale, shift = bn_parameters(layer)
-                positions = first_positions(member)
-                values = rectified_gaussian_moment(
-                    shift[positions], scale[positions], self.statistic
-                )
-                members.append(normalize_scores(values, self.normalize))
-            if not members:
-                missing.add(group.name)
-                continue
-            scores[group.name] = check_finite_scores(
-                self.reduce(members), group.name
+        return self.score_members(context, self._member_scores)
+
+    def _member_scores(self, group, model):
+        members = []
+        for member, layer in bn_members(group, model):
+            scale, shift = bn_parameters(layer)
+            positions = first_positions(member)
+            values = rectified_gaussian_moment(
+                shift[positions], scale[positions], self.statistic
             )
-        return self.fill_unsupported(scores, groups, missing)
+            members.append(normalize_scores(values, self.normalize))
+        return members
 
     def get_config(self):
         config = super().get_config()
