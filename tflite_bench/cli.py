@@ -7,7 +7,8 @@ Examples:
 python -m tflite_bench --quick --results-dir results/tflite_bench_quick
 
 # Full built-in suite (MobileNetV2, ResNet50, EfficientNetB0 at 224x224,
-# CIFAR ResNet-20; 0/25/50/75% with round_to 1 and 8; 1, 2, 4 threads):
+# CIFAR ResNet-20; 0/25/50/75% with round_to 1 and 8, uniform and one-shot
+# l1 / taylor; 1, 2, 4 threads):
 python -m tflite_bench --results-dir results/tflite_bench
 
 # Your own trained model, with accuracy on a dataset:
@@ -50,6 +51,16 @@ def build_parser():
     )
     p.add_argument("--ratios", nargs="+", type=float)
     p.add_argument("--round-to", nargs="+", type=int, dest="round_tos")
+    p.add_argument(
+        "--criteria",
+        nargs="*",
+        help=(
+            "criteria (keras_neuronprune.criteria names, e.g. l1 taylor "
+            "bn_scale) also benchmarked at every ratio, pruned one-shot; "
+            "give the flag without names for uniform pruning only "
+            "(default: l1 taylor; --quick: taylor)"
+        ),
+    )
     p.add_argument("--threads", nargs="+", type=int)
     p.add_argument("--warmup", type=int)
     p.add_argument("--rounds", type=int)
@@ -113,6 +124,7 @@ def config_from_args(args):
         "models",
         "ratios",
         "round_tos",
+        "criteria",
         "threads",
         "warmup",
         "rounds",
@@ -129,6 +141,14 @@ def config_from_args(args):
             raise ValueError(
                 f"--ratios must be in (0, 1). Received: {config.ratios}"
             )
+    for rt in config.round_tos:
+        if rt < 1:
+            raise ValueError(
+                f"--round-to must be >= 1. Received: {config.round_tos}"
+            )
+    from tflite_bench.variants import check_criteria
+
+    config.criteria = check_criteria(config.criteria)
     if args.data:
         config.data = load_dataset(
             args.data, args.data_limit, resolution=config.resolution

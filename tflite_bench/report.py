@@ -14,6 +14,7 @@ CSV_COLUMNS = (
     "model",
     "ratio",
     "round_to",
+    "criterion",
     "backend",
     "threads",
     "median_ms",
@@ -43,6 +44,17 @@ CSV_COLUMNS = (
     "notes",
     "description",
 )
+
+
+def variant_kind(row):
+    """ "dense", "uniform" or the criterion name of a result row.
+
+    Rows of results written before criteria were benchmarked have no
+    `criterion`; their pruned models are uniform.
+    """
+    if row["model"] == "dense":
+        return "dense"
+    return row.get("criterion") or "uniform"
 
 
 def finalize(rows):
@@ -102,6 +114,7 @@ def finalize(rows):
                 o
                 for o in group
                 if o["ratio"] == r["ratio"]
+                and variant_kind(o) == variant_kind(r)
                 and (o.get("round_to") or 1) > 1
                 and o.get("median_ms")
             ]
@@ -121,11 +134,12 @@ def finalize(rows):
 
 
 def goal_rows(rows):
-    """Rows the performance goal is judged on (round_to=8, 2 threads)."""
+    """Rows the goal is judged on (uniform, round_to=8, 2 threads)."""
     return [
         r
         for r in rows
         if r.get("round_to") == 8
+        and variant_kind(r) == "uniform"
         and r["threads"] == GOAL_THREADS
         and r["backend"] == "host-xnnpack"
         and r.get("efficiency") is not None
@@ -155,6 +169,7 @@ def environment(config, elapsed_s):
             "models": list(config.models),
             "ratios": list(config.ratios),
             "round_tos": list(config.round_tos),
+            "criteria": list(getattr(config, "criteria", ())),
             "threads": list(config.threads),
             "warmup": config.warmup,
             "rounds": config.rounds,
@@ -178,30 +193,51 @@ def environment(config, elapsed_s):
     }
 
 
+def write_artifacts(rows, meta, paths, columns, markdown_fn, plot_fn):
+    """Writes rows as CSV, JSON (with `meta`), markdown and a plot.
+
+    Args:
+        rows: result rows (dicts).
+        meta: run metadata stored beside the rows in the JSON file.
+        paths: {"csv", "json", "markdown", "plot"} -> file path.
+        columns: CSV columns.
+        markdown_fn: `markdown_fn(rows, meta) -> str`.
+        plot_fn: `plot_fn(rows, path) -> bool` (False: no plot written,
+            e.g. matplotlib missing).
+
+    Returns:
+        `paths` without "plot" when no plot was written.
+    """
+    paths = dict(paths)
+    for path in paths.values():
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    write_csv(rows, paths["csv"], columns)
+    with open(paths["json"], "w") as f:
+        json.dump({"meta": meta, "rows": rows}, f, indent=2, default=str)
+    with open(paths["markdown"], "w") as f:
+        f.write(markdown_fn(rows, meta))
+    if not plot_fn(rows, paths["plot"]):
+        paths.pop("plot")
+    return paths
+
+
 def write_all(rows, meta, results_dir):
-    os.makedirs(results_dir, exist_ok=True)
+    """results.{csv,json,md} and latency_vs_flops.png in `results_dir`."""
     paths = {
         "csv": os.path.join(results_dir, "results.csv"),
         "json": os.path.join(results_dir, "results.json"),
         "markdown": os.path.join(results_dir, "results.md"),
         "plot": os.path.join(results_dir, "latency_vs_flops.png"),
     }
-    write_csv(rows, paths["csv"])
-    with open(paths["json"], "w") as f:
-        json.dump({"meta": meta, "rows": rows}, f, indent=2, default=str)
-    with open(paths["markdown"], "w") as f:
-        f.write(markdown(rows, meta))
-    if not plot(rows, paths["plot"]):
-        paths.pop("plot")
-    return paths
+    return write_artifacts(rows, meta, paths, CSV_COLUMNS, markdown, plot)
 
 
-def write_csv(rows, path):
+def write_csv(rows, path, columns=CSV_COLUMNS):
     with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, CSV_COLUMNS, extrasaction="ignore")
+        writer = csv.DictWriter(f, columns, extrasaction="ignore")
         writer.writeheader()
         for r in rows:
-            writer.writerow({k: _csv_value(r.get(k)) for k in CSV_COLUMNS})
+            writer.writerow({k: _csv_value(r.get(k)) for k in columns})
 
 
 def _csv_value(v):
@@ -210,8 +246,12 @@ def _csv_value(v):
     return "" if v is None else v
 
 
-def _fmt(v, spec=".2f", none="-"):
+def fmt(v, spec=".2f", none="-"):
+    """`format(v, spec)`, or `none` for None."""
     return none if v is None else format(v, spec)
+
+
+_fmt = fmt
 
 
 def markdown(rows, meta):
@@ -243,7 +283,15 @@ def markdown(rows, meta):
         lines += [f"## {desc} ({backend})", ""]
         ref_t = GOAL_THREADS if GOAL_THREADS in threads else threads[0]
         header = (
-            ["model", "ratio", "round_to", "params (M)", "GFLOPs", "MB"]
+            [
+                "model",
+                "pruning",
+                "ratio",
+                "round_to",
+                "params (M)",
+                "GFLOPs",
+                "MB",
+            ]
             + [f"median ms t={t} (p90)" for t in threads]
             + [
                 "FLOP reduction",
@@ -269,6 +317,7 @@ def markdown(rows, meta):
             ref = mrows.get(ref_t, first)
             cells = [
                 m,
+                variant_kind(first),
                 _fmt(first["ratio"], ".2f"),
                 str(first["round_to"] or "-"),
                 _fmt(first["params"] / 1e6, ".3f"),
@@ -336,19 +385,31 @@ def markdown(rows, meta):
     return "\n".join(lines)
 
 
-def plot(rows, path):
-    """Latency vs FLOPs, one line per model family (and round_to).
+_MARKERS = ("^", "s", "D", "v", "P", "X", "*")
 
-    Returns False when matplotlib is not installed.
-    """
+
+def pyplot():
+    """`matplotlib.pyplot` on the Agg backend, or None without matplotlib."""
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
-        from matplotlib import ticker
     except ImportError:
+        return None
+    return plt
+
+
+def plot(rows, path):
+    """Latency vs FLOPs, one line per model family (and round_to).
+
+    Returns False when matplotlib is not installed.
+    """
+    plt = pyplot()
+    if plt is None:
         return False
+    from matplotlib import ticker
+
     panels = sorted({(r["backend"], r["threads"]) for r in rows})
     if not panels:
         return False
@@ -368,9 +429,10 @@ def plot(rows, path):
                 and r.get("median_ms")
             ]
             dense = [r for r in group if r["model"] == "dense"]
-            round_tos = sorted({r["round_to"] for r in group if r["round_to"]})
+            uniform = [r for r in group if variant_kind(r) == "uniform"]
+            round_tos = sorted({r["round_to"] for r in uniform})
             for rt in round_tos or [None]:
-                line = dense + [r for r in group if r["round_to"] == rt]
+                line = dense + [r for r in uniform if r["round_to"] == rt]
                 line.sort(key=lambda r: r["flops"])
                 if not line:
                     continue
@@ -380,7 +442,24 @@ def plot(rows, path):
                     marker="o",
                     linestyle="-" if (rt or 1) > 1 else "--",
                     color=colors[i % len(colors)],
-                    label=f"{family} (round_to={rt})",
+                    label=f"{family} uniform (round_to={rt})",
+                )
+            # Criterion prunings: one marker shape per criterion, no line
+            # (their widths differ per layer, so they are points, not a
+            # family of the same shape).
+            kinds = sorted(
+                {variant_kind(r) for r in group} - {"dense", "uniform"}
+            )
+            for kind in kinds:
+                pts = [r for r in group if variant_kind(r) == kind]
+                ax.scatter(
+                    [r["flops"] / 1e9 for r in pts],
+                    [r["median_ms"] for r in pts],
+                    marker=_MARKERS[kinds.index(kind) % len(_MARKERS)],
+                    color=colors[i % len(colors)],
+                    s=36,
+                    zorder=3,
+                    label=f"{family} {kind}",
                 )
         ax.set_xscale("log")
         ax.set_yscale("log")

@@ -1,4 +1,4 @@
-"""Builds model families (dense + uniformly pruned), exports and times them."""
+"""Builds model families (dense + pruned), exports and times them."""
 
 import dataclasses
 import gc
@@ -8,6 +8,7 @@ import time
 from tflite_bench import models as suite_models
 from tflite_bench.base_benchmark import tflite_accuracy
 from tflite_bench.base_benchmark import time_interleaved
+from tflite_bench.variants import variants
 
 
 @dataclasses.dataclass
@@ -16,8 +17,11 @@ class BenchConfig:
 
     Attributes:
         models: suite model names, or paths to .keras files.
-        ratios: uniform pruning ratios besides the dense model (0).
+        ratios: pruning ratios besides the dense model (0).
         round_tos: `round_to` values for each ratio (1 = no rounding).
+        criteria: criterion names (`keras_neuronprune.criteria`); each is
+            also benchmarked at every ratio and `round_to`, pruned one-shot
+            with `prune_structured` (see `tflite_bench.variants`).
         threads: interpreter thread counts.
         warmup / rounds / runs_per_round: timing schedule (see
             `base_benchmark.time_interleaved`).
@@ -33,6 +37,7 @@ class BenchConfig:
     models: tuple = suite_models.FULL_SUITE
     ratios: tuple = (0.25, 0.5, 0.75)
     round_tos: tuple = (1, 8)
+    criteria: tuple = ("l1", "taylor")
     threads: tuple = (1, 2, 4)
     warmup: int = 5
     rounds: int = 10
@@ -51,6 +56,7 @@ class BenchConfig:
             models=suite_models.QUICK_SUITE,
             ratios=(0.5,),
             round_tos=(1, 8),
+            criteria=("taylor",),
             threads=(1, 2),
             warmup=2,
             rounds=3,
@@ -78,26 +84,6 @@ def _family(name, config):
     return name, desc, model
 
 
-def variants(model, ratios, round_tos):
-    """Yields (label, ratio, round_to, keras model, thinning report).
-
-    The dense model comes first (label "dense"). Pruned versions remove
-    `ratio` of every prunable channel group with
-    `keras_neuronprune.uniform_keep` and are rebuilt physically with
-    `keras_neuronprune.thin_model`.
-    """
-    from keras_neuronprune import thin_model
-    from keras_neuronprune import uniform_keep
-
-    yield "dense", 0.0, None, model, None
-    for ratio in ratios:
-        for round_to in round_tos:
-            keep = uniform_keep(model, ratio, round_to=round_to)
-            pruned, report = thin_model(model, keep)
-            label = f"r{int(round(ratio * 100))}_rt{round_to}"
-            yield label, float(ratio), int(round_to), pruned, report
-
-
 def run_family(name, config, log=print):
     """Exports and times one family; returns its result rows."""
     import keras
@@ -112,8 +98,12 @@ def run_family(name, config, log=print):
     os.makedirs(model_dir, exist_ok=True)
     log(f"[{family}] {desc}")
     entries = []
-    for label, ratio, round_to, model, _ in variants(
-        dense, config.ratios, config.round_tos
+    for label, ratio, round_to, criterion, model in variants(
+        dense,
+        config.ratios,
+        config.round_tos,
+        criteria=config.criteria,
+        data=config.data,
     ):
         t0 = time.time()
         cost = count_cost(model)
@@ -128,6 +118,7 @@ def run_family(name, config, log=print):
             "model": label,
             "ratio": ratio,
             "round_to": round_to,
+            "criterion": criterion,
             "path": path,
             "params": int(cost.params),
             "flops": int(cost.flops),
@@ -212,6 +203,7 @@ ENTRY_KEYS = (
     "model",
     "ratio",
     "round_to",
+    "criterion",
     "path",
     "params",
     "flops",

@@ -70,15 +70,30 @@ def test_quick_mode_end_to_end(tmp_path):
     assert {r["threads"] for r in rows} == {1, 2}
     for family in ("resnet20", "mobilenetv2"):
         fam = [r for r in rows if r["family"] == family and r["threads"] == 2]
-        assert [r["model"] for r in fam] == ["dense", "r50_rt1", "r50_rt8"]
+        assert [r["model"] for r in fam] == [
+            "dense",
+            "r50_rt1",
+            "r50_rt8",
+            "taylor_r50_rt1",
+            "taylor_r50_rt8",
+        ]
+        assert [r["criterion"] for r in fam] == [
+            None,
+            "uniform",
+            "uniform",
+            "taylor",
+            "taylor",
+        ]
         dense = fam[0]
         for r in fam:
             # Numerics were checked against the (pruned) Keras model.
             assert r["parity_passed"] and r["max_abs_diff"] < 1e-3
             assert r["median_ms"] > 0 and r["runs"] == 15
             assert os.path.exists(r["path"])
-        for r in fam[1:]:
+        for r in fam[1:3]:
             assert r["flops"] < 0.5 * dense["flops"]
+        for r in fam[1:]:
+            assert r["flops"] < dense["flops"]
             assert r["params"] < dense["params"]
             assert r["size_bytes"] < dense["size_bytes"]
             assert r["flop_reduction"] == pytest.approx(

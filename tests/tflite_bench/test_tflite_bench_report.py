@@ -91,3 +91,53 @@ def test_write_all_creates_every_artifact(rows, tmp_path):
     assert len(data["rows"]) == len(rows)
     with open(paths["plot"], "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_criterion_rows_are_kept_apart_from_uniform_ones(tmp_path):
+    taylor_rt1 = _row("taylor_r50_rt1", 0.5, 1, 2, 9.0, 400, odd=3)
+    taylor_rt1["criterion"] = "taylor"
+    taylor_rt8 = _row("taylor_r50_rt8", 0.5, 8, 2, 2.0, 420)
+    taylor_rt8["criterion"] = "taylor"
+    uniform = _row("r50_rt8", 0.5, 8, 2, 3.0, 250)
+    uniform["criterion"] = "uniform"
+    # A row of an older results.json: no `criterion`, so uniform.
+    legacy = _row("r25_rt8", 0.25, 8, 2, 6.0, 560)
+    rows = report.finalize(
+        [
+            _row("dense", 0.0, None, 2, 10.0, 1000),
+            uniform,
+            legacy,
+            taylor_rt1,
+            taylor_rt8,
+        ]
+    )
+    kinds = [report.variant_kind(r) for r in rows]
+    assert kinds == ["dense", "uniform", "uniform", "taylor", "taylor"]
+    # The goal is judged on uniform pruning only.
+    assert [g["model"] for g in report.goal_rows(rows)] == [
+        "r50_rt8",
+        "r25_rt8",
+    ]
+    by = {r["model"]: r for r in rows}
+    # Taylor round_to=1 is compared with Taylor round_to=8 (2 ms, 1.05x its
+    # FLOPs), not with the uniform model.
+    note = by["taylor_r50_rt1"]["notes"]
+    assert "odd channel counts cost speed: 9.00 ms" in note
+    assert "vs 2.00 ms with round_to=8 despite 1.05x its FLOPs" in note
+    assert by["taylor_r50_rt8"]["flop_reduction"] == pytest.approx(1000 / 420)
+    md = report.markdown(rows, report.environment(BenchConfig(), 1.0))
+    assert "| taylor_r50_rt8 | taylor | 0.50 | 8 |" in md
+    assert "| r25_rt8 | uniform | 0.25 | 8 |" in md
+    paths = report.write_all(
+        rows, {**report.environment(BenchConfig(), 1.0)}, str(tmp_path)
+    )
+    with open(paths["csv"]) as f:
+        table = list(csv.DictReader(f))
+    assert [t["criterion"] for t in table] == [
+        "",
+        "uniform",
+        "",
+        "taylor",
+        "taylor",
+    ]
+    assert "plot" in paths
