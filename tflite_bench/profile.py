@@ -25,6 +25,9 @@ import argparse
 import os
 import time
 
+from tflite_bench._args import int_at_least
+from tflite_bench._args import open_unit_float
+from tflite_bench._args import print_results
 from tflite_bench.profile_report import CSV_COLUMNS  # noqa: F401
 from tflite_bench.profile_report import markdown
 from tflite_bench.profile_report import write_all
@@ -243,35 +246,9 @@ def profile_segments(
 # Command line.
 
 
-def _int_at_least(minimum):
-    def parse(text):
-        try:
-            value = int(text)
-        except ValueError:
-            value = None
-        if value is None or value < minimum:
-            raise argparse.ArgumentTypeError(
-                f"must be an int >= {minimum}. Received: {text!r}"
-            )
-        return value
-
-    return parse
-
-
-_positive_int = _int_at_least(1)
-_non_negative_int = _int_at_least(0)
-
-
-def _ratio(text):
-    try:
-        value = float(text)
-    except ValueError:
-        value = None
-    if value is None or not 0 < value < 1:
-        raise argparse.ArgumentTypeError(
-            f"must be in (0, 1). Received: {text!r}"
-        )
-    return value
+_positive_int = int_at_least(1)
+_non_negative_int = int_at_least(0)
+_ratio = open_unit_float
 
 
 def _model_name(text):
@@ -406,11 +383,7 @@ def main(argv=None):
         if "`cuts`" not in str(e):
             raise
         parser.error(f"argument --cuts: {e}")
-    print()
-    print(markdown(rows, meta))
-    print("results:")
-    for kind, path in paths.items():
-        print(f"  {kind}: {path}")
+    print_results(markdown(rows, meta), paths)
     return 0
 
 

@@ -1,7 +1,5 @@
 """Markdown / CSV / JSON / plot writers of the segment profiler."""
 
-import os
-
 from tflite_bench import report
 from tflite_bench.report import fmt as _fmt
 
@@ -168,20 +166,12 @@ def plot(rows, path):
         ax.axhline(0, color="black", linewidth=0.5)
         ax.grid(True, axis="y", alpha=0.3)
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return True
+    return report.save_figure(fig, path)
 
 
 def write_all(rows, meta, results_dir):
     """Writes profile.{csv,json,md,png}; returns {kind: path}."""
-    paths = {
-        "csv": os.path.join(results_dir, "profile.csv"),
-        "json": os.path.join(results_dir, "profile.json"),
-        "markdown": os.path.join(results_dir, "profile.md"),
-        "plot": os.path.join(results_dir, "profile.png"),
-    }
+    paths = report.artifact_paths(results_dir, "profile", "profile.png")
     return report.write_artifacts(
         rows, meta, paths, CSV_COLUMNS, markdown, plot
     )

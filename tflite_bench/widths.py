@@ -27,6 +27,8 @@ import platform
 import time
 
 from tflite_bench import report
+from tflite_bench._args import int_at_least
+from tflite_bench._args import print_results
 
 KINDS = ("pointwise", "depthwise", "conv3x3")
 DEFAULT_CHANNELS = (4, 8, 12, 16, 20, 24, 32, 40, 48, 64)
@@ -82,45 +84,45 @@ def layer_model(kind, channels, resolution):
     return model, macs
 
 
-def suggest_round_to(rows, tolerance=0.05):
-    """The smallest `round_to` whose widths never lose to a wider layer.
+def suggest_round_to(rows, tolerance=0.1):
+    """Each layer kind's channel tile: the widths rounding up to is free.
 
     For each candidate `r`, every measured width that is not a multiple of
-    `r` is compared with the widths that are: rounding pays off when the
-    next multiple of `r` that was measured is at most `tolerance` slower.
-    The suggestion is the largest candidate for which rounding up was free
-    for every kind (the widths between its multiples cost as much as the
-    multiple itself), i.e. the runtime's channel tile.
+    `r` is compared with the next multiple of `r` that was measured:
+    rounding up is free when that wider layer is at most `tolerance`
+    slower. The suggestion for a kind is the largest candidate for which
+    rounding up was free at every width (the runtime's channel tile for
+    that kind; 1 when wider is always slower, i.e. time follows the
+    width).
 
     Args:
         rows: sweep rows (`kind`, `channels`, `threads`, `median_ms`).
-        tolerance: relative slack for "as slow as".
+        tolerance: relative slack for "as fast as".
 
     Returns:
-        dict threads -> suggested `round_to`.
+        dict threads -> {kind: suggested `round_to`}.
     """
     suggestion = {}
     for threads in sorted({r["threads"] for r in rows}):
-        best = 1
-        for r_to in CANDIDATE_ROUND_TOS[1:]:
-            free = True
-            checked = False
-            for kind in sorted({r["kind"] for r in rows}):
-                times = {
-                    r["channels"]: r["median_ms"]
-                    for r in rows
-                    if r["kind"] == kind and r["threads"] == threads
-                }
-                for c, t in times.items():
-                    up = math.ceil(c / r_to) * r_to
-                    if up == c or up not in times:
-                        continue
-                    checked = True
-                    if times[up] > t * (1 + tolerance):
-                        free = False
-            if checked and free:
-                best = r_to
-        suggestion[threads] = best
+        per_kind = {}
+        kinds = {r["kind"] for r in rows if r["threads"] == threads}
+        for kind in sorted(kinds):
+            times = {
+                r["channels"]: r["median_ms"]
+                for r in rows
+                if r["kind"] == kind and r["threads"] == threads
+            }
+            best = 1
+            for r_to in CANDIDATE_ROUND_TOS[1:]:
+                pairs = [
+                    (t, times[math.ceil(c / r_to) * r_to])
+                    for c, t in times.items()
+                    if c % r_to and math.ceil(c / r_to) * r_to in times
+                ]
+                if pairs and all(up <= t * (1 + tolerance) for t, up in pairs):
+                    best = r_to
+            per_kind[kind] = best
+        suggestion[threads] = per_kind
     return suggestion
 
 
@@ -188,10 +190,12 @@ def markdown(rows, meta):
         f"{meta['resolution']}x{meta['resolution']} input; all layers timed "
         f"interleaved; warm-up {meta['warmup']}, {meta['rounds']} rounds x "
         f"{meta['runs_per_round']} runs",
-        "- suggested round_to (widths between its multiples cost as much "
-        "as the next multiple): "
-        + ", ".join(
-            f"{t} thread(s): {r}" for t, r in meta["suggestion"].items()
+        "- channel tile per kind (widths round up to a multiple of it "
+        "for free; 1 = time follows the width): "
+        + "; ".join(
+            f"{t} thread(s): "
+            + ", ".join(f"{k} {r}" for k, r in per_kind.items())
+            for t, per_kind in meta["suggestion"].items()
         ),
         "",
     ]
@@ -254,35 +258,18 @@ def plot(rows, path):
         ax.set_title(kind)
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return True
+    return report.save_figure(fig, path)
 
 
 def write_all(rows, meta, results_dir):
     """Writes widths.{csv,json,md,png}; returns {kind: path}."""
-    paths = {
-        "csv": os.path.join(results_dir, "widths.csv"),
-        "json": os.path.join(results_dir, "widths.json"),
-        "markdown": os.path.join(results_dir, "widths.md"),
-        "plot": os.path.join(results_dir, "widths.png"),
-    }
+    paths = report.artifact_paths(results_dir, "widths", "widths.png")
     return report.write_artifacts(
         rows, meta, paths, CSV_COLUMNS, markdown, plot
     )
 
 
-def _positive_ints(text):
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(
-            f"must be an int >= 1. Received: {text!r}"
-        )
-    return value
+_positive_ints = int_at_least(1)
 
 
 def build_parser():
@@ -290,7 +277,8 @@ def build_parser():
         prog="python -m tflite_bench.widths",
         description=(
             "Latency of single layers vs channel width on the LiteRT "
-            "interpreter (XNNPACK); suggests round_to for this machine."
+            "interpreter (XNNPACK); finds each layer kind's channel tile "
+            "(the round_to that is free) on this machine."
         ),
     )
     p.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS))
@@ -334,11 +322,7 @@ def main(argv=None):
         "suggestion": suggest_round_to(rows),
     }
     paths = write_all(rows, meta, args.results_dir)
-    print()
-    print(markdown(rows, meta))
-    print("results:")
-    for kind, path in paths.items():
-        print(f"  {kind}: {path}")
+    print_results(markdown(rows, meta), paths)
     return 0
 
 

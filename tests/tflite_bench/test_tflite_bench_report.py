@@ -141,3 +141,18 @@ def test_criterion_rows_are_kept_apart_from_uniform_ones(tmp_path):
         "taylor",
     ]
     assert "plot" in paths
+
+
+def test_goal_table_takes_cpu_time_from_the_one_thread_run():
+    raw = [
+        _row("dense", 0.0, None, 2, 10.0, 1000),
+        _row("r50_rt8", 0.5, 8, 2, 3.0, 250),
+        _row("dense", 0.0, None, 1, 20.0, 1000),
+        _row("r50_rt8", 0.5, 8, 1, 8.0, 250),
+    ]
+    # 2 threads: spinning workers inflate CPU time; 1 thread: 20 / 6.25.
+    for r, cpu in zip(raw, (30.0, 2.0, 20.0, 6.25)):
+        r["cpu_median_ms"] = cpu
+    rows = report.finalize(raw)
+    md = report.markdown(rows, report.environment(BenchConfig(), 1.0))
+    assert "| net | 0.50 | 4.00 | 3.33 | 0.833 | NO | 3.20 | 0.800 |" in md

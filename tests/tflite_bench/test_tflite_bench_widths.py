@@ -31,18 +31,21 @@ def test_layer_models_and_their_macs():
 
 def test_suggestion_is_the_tile_width():
     # A 16-wide tile: widths 4..16 cost the same, 20..32 the same.
-    tile16 = {4: 1.0, 8: 1.0, 12: 1.0, 16: 1.01, 20: 2.0, 24: 2.0, 32: 2.02}
-    assert widths.suggest_round_to(_rows(tile16)) == {2: 16}
+    tile16 = {4: 1.0, 8: 1.0, 12: 1.0, 16: 1.05, 20: 2.0, 24: 2.0, 32: 2.02}
+    assert widths.suggest_round_to(_rows(tile16)) == {2: {"pointwise": 16}}
     # Time proportional to width: rounding up is never free.
     linear = {c: c / 8 for c in (4, 8, 12, 16, 20, 24, 32)}
-    assert widths.suggest_round_to(_rows(linear)) == {2: 1}
+    assert widths.suggest_round_to(_rows(linear)) == {2: {"pointwise": 1}}
     # An 8-wide tile: 4 -> 8 free, 12 -> 16 free, but 8 -> 16 is not.
     tile8 = {4: 1.0, 8: 1.0, 12: 2.0, 16: 2.0, 20: 3.0, 24: 3.0, 32: 4.0}
-    assert widths.suggest_round_to(_rows(tile8)) == {2: 8}
-    # Every kind must agree; per thread count separately.
+    assert widths.suggest_round_to(_rows(tile8)) == {2: {"pointwise": 8}}
+    # Per kind and per thread count.
     rows = _rows(tile16) + _rows(tile8, kind="depthwise")
-    rows += _rows(tile16, threads=1)
-    assert widths.suggest_round_to(rows) == {1: 16, 2: 8}
+    rows += _rows(linear, threads=1)
+    assert widths.suggest_round_to(rows) == {
+        1: {"pointwise": 1},
+        2: {"depthwise": 8, "pointwise": 16},
+    }
 
 
 def test_sweep_end_to_end(tmp_path):
