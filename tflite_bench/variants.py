@@ -17,8 +17,9 @@ one-shot damage.
 
 import numpy as np
 
-# Calibration images for data-driven criteria (Taylor, ThiNet, ...).
-CALIBRATION_SAMPLES = 32
+# Calibration images for data-driven criteria (Taylor, ThiNet, ...); SOSP
+# needs at least 64 for a stable estimate.
+CALIBRATION_SAMPLES = 64
 CALIBRATION_BATCH = 16
 
 

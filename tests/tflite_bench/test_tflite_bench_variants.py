@@ -53,8 +53,10 @@ def test_calibration_batches_from_data_and_from_predictions():
     x = np.random.default_rng(0).standard_normal((40, 8, 8, 3))
     y = np.arange(40) % 4
     batches = bench_variants.calibration_batches(model, (x, y))
-    assert [len(b[0]) for b in batches] == [16, 16]
+    assert [len(b[0]) for b in batches] == [16, 16, 8]
     np.testing.assert_array_equal(batches[1][1], y[16:32])
+    batches = bench_variants.calibration_batches(model, (x, y), 20)
+    assert [len(b[0]) for b in batches] == [16, 4]
     assert batches[0][0].dtype == np.float32
 
     batches = bench_variants.calibration_batches(model, num_samples=20)
@@ -111,3 +113,43 @@ def test_data_driven_criterion_prunes_with_calibration_data():
     assert 7 <= sum(widths) <= 9
     assert thin.count_params() < model.count_params()
     np.testing.assert_equal(thin.output_shape, model.output_shape)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "l2",
+        "bn_scale",
+        "rni",
+        "taylor_activation",
+        "taylor_so",
+        "bn_stats",
+        "greg",
+        "random",
+        "thinet",
+        "nisp",
+        "chip",
+        "sosp",
+        "singe",
+        "hessian_spectral",
+    ],
+)
+def test_every_criterion_prunes_one_shot(name):
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(8, 3, padding="same", name="c1")(inputs)
+    x = keras.layers.BatchNormalization(name="bn1")(x)
+    x = keras.layers.ReLU()(x)
+    x = keras.layers.Conv2D(8, 3, padding="same", name="c2")(x)
+    x = keras.layers.BatchNormalization(name="bn2")(x)
+    x = keras.layers.ReLU()(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(inputs, keras.layers.Dense(4, name="head")(x))
+    thin = bench_variants.criterion_model(
+        model, name, 0.5, 2, bench_variants.calibration_batches(model)
+    )
+    widths = [thin.get_layer(n).kernel.shape[-1] for n in ("c1", "c2")]
+    # Half of the 16 channels go (per layer or ranked globally; RNI keeps
+    # at least 3 per layer), in multiples of 2.
+    assert all(w % 2 == 0 and 2 <= w < 8 or w == 8 for w in widths)
+    assert sum(widths) <= 10
+    assert thin.output_shape == model.output_shape
