@@ -40,6 +40,24 @@ def iter_layers(model, prefix=""):
             yield from iter_layers(inner, path + "/")
 
 
+def iter_operations(model, prefix=""):
+    """Like `iter_layers`, plus the graph's non-layer operations.
+
+    Keras records Python operators and `keras.ops` calls on symbolic
+    tensors (`x + 3.0` in MobileNetV3's hard-sigmoid) as operations that
+    are not layers; channel groups name them as members too.
+    """
+    for operation in model.operations:
+        path = prefix + operation.name
+        yield path, operation
+        if isinstance(operation, keras.Model):
+            try:
+                inner = kg.as_functional(operation)
+            except ValueError:
+                continue
+            yield from iter_operations(inner, path + "/")
+
+
 def find_layer(model, path):
     """The layer at `path` ("outer/inner" inside nested models)."""
     layer = model
@@ -91,7 +109,7 @@ def make_plan(model, groups, bounded_bn, gates_after_bn):
         `(layer path, "output" | "input", positions (size, r))`.
     """
     functional = kg.as_functional(model)
-    layers = dict(iter_layers(functional))
+    layers = dict(iter_operations(functional))
     used = {path.rsplit("/", 1)[-1] for path in layers}
     plan = SurgeryPlan()
 
@@ -339,6 +357,13 @@ def build_plain_clone(model):
         return new
 
     clone, _ = _clone(functional, clone_layer, None, paths)
+    from keras_neuronprune.core.pruned_model import PrunedModel
+
+    if isinstance(clone, PrunedModel):
+        # `clone_model` rebuilds functional subclasses with their own
+        # class; the stripped model must be a plain functional model
+        # (no pruning step, no controller), even when nothing was pruned.
+        clone = keras.Model(clone.inputs, clone.outputs, name=clone.name)
     for path, new in iter_layers(clone):
         old = layers.get(path)
         if (

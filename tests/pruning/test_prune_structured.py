@@ -258,6 +258,56 @@ def test_unmaskable_consumer_gets_an_input_gate():
     )
 
 
+def test_groups_through_raw_keras_ops_prune_and_strip_exactly():
+    # Python operators and keras.ops on symbolic tensors become graph
+    # operations that are not layers (MobileNetV3's hard-swish is
+    # `x * relu6(x + 3) / 6`); they are members of channel groups.
+    keras.utils.set_random_seed(7)
+    inputs = keras.Input((6, 6, 3))
+    x = keras.layers.Conv2D(8, 3, padding="same", name="c1")(inputs)
+    x = keras.layers.BatchNormalization(name="bn1")(x)
+    x = x * keras.ops.relu6(x + 3.0) / 6.0
+    x = keras.layers.Conv2D(4, 1, name="c2")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(inputs, keras.layers.Dense(3, name="head")(x))
+    assert any(
+        not isinstance(op, keras.layers.Layer) for op in model.operations
+    )
+    pruned = prune_structured(model, criterion=KernelL1(), pruning_ratio=0.5)
+    pruned.controller.prune(pruned)
+    final = strip_pruning(pruned)
+    assert final.get_layer("c1").filters == 4
+    assert final.get_layer("c2").kernel.shape == (1, 1, 4, 2)
+    x = np.random.default_rng(3).normal(size=(4, 6, 6, 3)).astype("float32")
+    reference = pruned.predict(x, verbose=0)
+    assert np.abs(reference).max() > 1e-3
+    np.testing.assert_allclose(
+        reference, final.predict(x, verbose=0), rtol=1e-5, atol=1e-6
+    )
+
+
+def test_strip_returns_a_plain_model_when_nothing_was_pruned(tmp_path):
+    # RNI measures BatchNormalization scales; without BN every group keeps
+    # all its channels, and the stripped model must still be plain Keras.
+    inputs = keras.Input((6, 6, 3))
+    x = keras.layers.Conv2D(8, 3, activation="relu", name="c1")(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(inputs, keras.layers.Dense(3, name="head")(x))
+    with pytest.warns(UserWarning, match="cannot measure"):
+        pruned = prune_structured(model, criterion="rni", pruning_ratio=0.5)
+        pruned.controller.prune(pruned)
+    final = strip_pruning(pruned)
+    assert not isinstance(final, PrunedModel)
+    assert final.count_params() == model.count_params()
+    assert "pruning_step" not in [w.path for w in final.weights]
+    final.save(tmp_path / "plain.keras")
+    loaded = keras.saving.load_model(tmp_path / "plain.keras")
+    x = np.random.default_rng(0).normal(size=(2, 6, 6, 3))
+    np.testing.assert_allclose(
+        loaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6
+    )
+
+
 @pytest.mark.parametrize(
     "kwargs, match",
     [
