@@ -31,9 +31,9 @@ def build_parser():
     p = argparse.ArgumentParser(
         prog="python -m tflite_bench",
         description=(
-            "Benchmark dense and uniformly pruned models on the LiteRT "
-            "interpreter (XNNPACK), report measured speed-up beside the "
-            "FLOP reduction."
+            "Benchmark dense and pruned models (uniform and by criterion) "
+            "on the LiteRT interpreter (XNNPACK), report measured speed-up "
+            "beside the FLOP reduction."
         ),
     )
     p.add_argument(
