@@ -21,7 +21,6 @@ Goals: SOSP-H within 3x first-order Taylor, CHIP within 10x one epoch.
 """
 
 import argparse
-import importlib.util
 import json
 import os
 import platform
@@ -29,6 +28,8 @@ import time
 import traceback
 
 import numpy as np
+
+from benchmarks._examples import load_example
 
 ADVANCED = (
     ("thinet", {}),
@@ -54,15 +55,7 @@ BASIC = (
 
 
 def _example_module():
-    path = os.path.join(
-        os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-        "examples",
-        "prune_cifar10_rni.py",
-    )
-    spec = importlib.util.spec_from_file_location("prune_cifar10_rni", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_example("prune_cifar10_rni")
 
 
 def _data(spec, n, seed):

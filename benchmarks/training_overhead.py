@@ -17,7 +17,6 @@ CPU time is the steadier one.
 """
 
 import argparse
-import importlib.util
 import json
 import os
 import platform
@@ -25,6 +24,8 @@ import statistics
 import time
 
 import numpy as np
+
+from benchmarks._examples import load_example
 
 CRITERIA = (
     "l1",
@@ -41,15 +42,7 @@ DATA_CRITERIA = ("bn_stats", "taylor", "taylor_activation", "taylor_so")
 
 
 def _resnet_builder():
-    path = os.path.join(
-        os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-        "examples",
-        "prune_cifar10_rni.py",
-    )
-    spec = importlib.util.spec_from_file_location("prune_cifar10_rni", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.build_resnet
+    return load_example("prune_cifar10_rni").build_resnet
 
 
 class _StepTimer:

@@ -1,4 +1,4 @@
-"""argparse value types shared by the tflite_bench command lines."""
+"""Command-line helpers shared by the tflite_bench tools."""
 
 import argparse
 

@@ -330,7 +330,7 @@ def run(args, log=print):
         quick=args.quick,
         results_dir=args.results_dir,
     )
-    family, desc, dense = suite._family(args.model, config)
+    family, desc, dense = suite.load_family(args.model, config)
     log(f"[{family}] {desc}")
     keep = uniform_keep(dense, args.ratio, round_to=args.round_to)
     pruned, _ = thin_model(dense, keep)

@@ -1,7 +1,7 @@
 """Markdown / CSV / JSON / plot writers of the segment profiler."""
 
 from tflite_bench import report
-from tflite_bench.report import fmt as _fmt
+from tflite_bench.report import fmt
 
 CSV_COLUMNS = (
     "threads",
@@ -87,11 +87,11 @@ def markdown(rows, meta):
                 r.get("cut_shape_pruned") or "-",
                 f"{r['dense_flops'] / 1e6:.2f}",
                 f"{r['pruned_flops'] / 1e6:.2f}",
-                _fmt(r["flop_reduction"]),
+                fmt(r["flop_reduction"]),
                 f"{r['dense_ms']:.3f}",
                 f"{r['pruned_ms']:.3f}",
-                _fmt(r["speedup"]),
-                _fmt(r["efficiency"]),
+                fmt(r["speedup"]),
+                fmt(r["efficiency"]),
                 "-" if share is None else f"{100 * share:.1f}%",
                 ch if ch == "-" else f"{ch} ({dch})",
             ]
@@ -103,8 +103,8 @@ def markdown(rows, meta):
         lines += [
             f"| all | | | | {meta['dense_flops'] / 1e6:.2f} | "
             f"{meta['pruned_flops'] / 1e6:.2f} | {red:.2f} | "
-            f"{d_total:.3f} | {p_total:.3f} | {_fmt(speedup)} | "
-            f"{_fmt(None if speedup is None else speedup / red)} | 100% | |",
+            f"{d_total:.3f} | {p_total:.3f} | {fmt(speedup)} | "
+            f"{fmt(None if speedup is None else speedup / red)} | 100% | |",
             "",
         ]
     return "\n".join(lines)

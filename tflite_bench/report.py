@@ -256,9 +256,6 @@ def fmt(v, spec=".2f", none="-"):
     return none if v is None else format(v, spec)
 
 
-_fmt = fmt
-
-
 def markdown(rows, meta):
     """The results as markdown tables (one per family and backend)."""
     lines = ["# tflite_bench results", ""]
@@ -323,11 +320,11 @@ def markdown(rows, meta):
             cells = [
                 m,
                 variant_kind(first),
-                _fmt(first["ratio"], ".2f"),
+                fmt(first["ratio"], ".2f"),
                 str(first["round_to"] or "-"),
-                _fmt(first["params"] / 1e6, ".3f"),
-                _fmt(first["flops"] / 1e9, ".3f"),
-                _fmt(first["size_bytes"] / 1e6, ".2f"),
+                fmt(first["params"] / 1e6, ".3f"),
+                fmt(first["flops"] / 1e9, ".3f"),
+                fmt(first["size_bytes"] / 1e6, ".2f"),
             ]
             for t in threads:
                 r = mrows.get(t)
@@ -338,14 +335,14 @@ def markdown(rows, meta):
                     p = f" ({p90:.2f})" if p90 is not None else ""
                     cells.append(f"{r['median_ms']:.2f}{p}")
             cells += [
-                _fmt(ref.get("flop_reduction"), ".2f"),
-                _fmt(ref.get("speedup"), ".2f"),
-                _fmt(ref.get("efficiency"), ".2f"),
-                _fmt(ref.get("speedup_cpu"), ".2f"),
-                _fmt(first.get("max_abs_diff"), ".1e"),
+                fmt(ref.get("flop_reduction"), ".2f"),
+                fmt(ref.get("speedup"), ".2f"),
+                fmt(ref.get("efficiency"), ".2f"),
+                fmt(ref.get("speedup_cpu"), ".2f"),
+                fmt(first.get("max_abs_diff"), ".1e"),
             ]
             if has_acc:
-                cells.append(_fmt(first.get("accuracy"), ".4f"))
+                cells.append(fmt(first.get("accuracy"), ".4f"))
             notes = "; ".join(
                 sorted({r["notes"] for r in mrows.values() if r.get("notes")})
             )
@@ -378,8 +375,8 @@ def markdown(rows, meta):
                 f"| {r['family']} | {r['ratio']:.2f} | "
                 f"{r['flop_reduction']:.2f} | {r['speedup']:.2f} | "
                 f"{r['efficiency']:.3f} | {met} | "
-                f"{_fmt(one.get('speedup_cpu'))} | "
-                f"{_fmt(one.get('efficiency_cpu'), '.3f')} |"
+                f"{fmt(one.get('speedup_cpu'))} | "
+                f"{fmt(one.get('efficiency_cpu'), '.3f')} |"
             )
         lines.append("")
     slower = [r for r in rows if r.get("slower_than_parent")]

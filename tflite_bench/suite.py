@@ -66,7 +66,7 @@ class BenchConfig:
         )
 
 
-def _family(name, config):
+def load_family(name, config):
     """Returns (family name, description, dense keras model)."""
     import keras
 
@@ -93,7 +93,7 @@ def run_family(name, config, log=print):
     from keras_neuronprune.export._flatbuffer import count_macs
     from keras_neuronprune.export._flatbuffer import read_tflite
 
-    family, desc, dense = _family(name, config)
+    family, desc, dense = load_family(name, config)
     model_dir = os.path.join(config.results_dir, "models", family)
     os.makedirs(model_dir, exist_ok=True)
     log(f"[{family}] {desc}")

@@ -27,21 +27,9 @@ PRUNING_LAYERS = (MaskedLayerMixin, BoundedBatchNormalization, ChannelGate)
 INPUT_GATE_SUFFIX = "_input_mask"
 
 
-def iter_layers(model, prefix=""):
-    """Yields `(path, layer)` for every layer, nested models included."""
-    for layer in model.layers:
-        path = prefix + layer.name
-        yield path, layer
-        if isinstance(layer, keras.Model):
-            try:
-                inner = kg.as_functional(layer)
-            except ValueError:
-                continue
-            yield from iter_layers(inner, path + "/")
-
-
 def iter_operations(model, prefix=""):
-    """Like `iter_layers`, plus the graph's non-layer operations.
+    """Yields `(path, operation)` for every graph operation, nested models
+    included.
 
     Keras records Python operators and `keras.ops` calls on symbolic
     tensors (`x + 3.0` in MobileNetV3's hard-sigmoid) as operations that
@@ -56,6 +44,13 @@ def iter_operations(model, prefix=""):
             except ValueError:
                 continue
             yield from iter_operations(inner, path + "/")
+
+
+def iter_layers(model, prefix=""):
+    """Yields `(path, layer)` for every layer, nested models included."""
+    for path, operation in iter_operations(model, prefix):
+        if isinstance(operation, keras.layers.Layer):
+            yield path, operation
 
 
 def find_layer(model, path):

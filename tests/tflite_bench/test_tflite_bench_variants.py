@@ -115,25 +115,16 @@ def test_data_driven_criterion_prunes_with_calibration_data():
     np.testing.assert_equal(thin.output_shape, model.output_shape)
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        "l2",
-        "bn_scale",
-        "rni",
-        "taylor_activation",
-        "taylor_so",
-        "bn_stats",
-        "greg",
-        "random",
-        "thinet",
-        "nisp",
-        "chip",
-        "sosp",
-        "singe",
-        "hessian_spectral",
-    ],
-)
+def _one_alias_per_criterion():
+    from keras_neuronprune.criteria import all_criteria
+
+    aliases = {}
+    for alias, cls in sorted(all_criteria().items()):
+        aliases.setdefault(cls, alias)
+    return sorted(aliases.values())
+
+
+@pytest.mark.parametrize("name", _one_alias_per_criterion())
 def test_every_criterion_prunes_one_shot(name):
     inputs = keras.Input((8, 8, 3))
     x = keras.layers.Conv2D(8, 3, padding="same", name="c1")(inputs)
