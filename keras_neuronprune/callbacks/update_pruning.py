@@ -49,6 +49,12 @@ class UpdatePruning(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         model = self._pruned_model()
+        plan = getattr(model.controller, "plan_training", None)
+        if plan is not None:
+            params = self.params or {}
+            epochs, steps = params.get("epochs"), params.get("steps")
+            total = None if not epochs or not steps else epochs * steps
+            plan(model, current_step(model), total)
         model.controller.on_train_begin(model)
 
     def on_train_batch_begin(self, batch, logs=None):

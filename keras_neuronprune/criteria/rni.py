@@ -11,6 +11,7 @@ per layer) separates them.
 """
 
 import keras
+import numpy as np
 
 from keras_neuronprune.criteria._layer_utils import bn_members
 from keras_neuronprune.criteria._layer_utils import first_positions
@@ -59,10 +60,45 @@ class RNI(Criterion):
 
     alias = "rni"
 
-    def __init__(self, reduction="max", strength=1e-4, shift=3.0):
+    def __init__(
+        self,
+        reduction="max",
+        strength=1e-4,
+        shift=3.0,
+        recede=True,
+        receded_importance=1e-3,
+        update_interval=10,
+    ):
         super().__init__(reduction)
         self.strength = non_negative_float(strength, "strength")
         self.shift = finite_float(shift, "shift")
+        if not isinstance(recede, bool):
+            raise ValueError(
+                f"`recede` must be True or False. Received: recede={recede!r}"
+            )
+        self.recede = recede
+        try:
+            receded_importance = float(receded_importance)
+        except (TypeError, ValueError):
+            receded_importance = float("nan")
+        if not 0.0 < receded_importance < 0.5:
+            raise ValueError(
+                "`receded_importance` must be in (0, 0.5). Received: "
+                f"receded_importance={receded_importance!r}"
+            )
+        self.receded_importance = receded_importance
+        if (
+            not isinstance(update_interval, int)
+            or isinstance(update_interval, bool)
+            or update_interval < 1
+        ):
+            raise ValueError(
+                "`update_interval` must be an integer >= 1. "
+                f"Received: update_interval={update_interval!r}"
+            )
+        self.update_interval = update_interval
+        self._due = {}
+        self._start = None
 
     def regularizer_for(self, layer):
         if self.strength == 0 or not isinstance(
@@ -104,7 +140,109 @@ class RNI(Criterion):
         # The bounded importances never exceed 1.
         return self.fill_unsupported(scores, groups, missing, top=1.0)
 
+    def update(self, context):
+        """Recedes the channels due to go; switches the penalty off after.
+
+        Called by the controller after every training batch. Until the
+        schedule's pruning step, every `update_interval` steps it asks the
+        controller which channels pruning would remove now
+        (`context.planned_keep`) and, every step, moves their raw `gamma`
+        the remaining share of the way to `logit(receded_importance)`, so
+        they reach it at the pruning step while the rest of the network
+        trains around them; masking them then changes almost nothing.
+        Once a channel mask holds a 0 (the model is pruned), the penalty is
+        switched off so that fine-tuning runs without it, as in the paper.
+        """
+        layers = self._bounded_layers(context)
+        if not layers:
+            return
+        if any(np.any(layer.channel_mask.numpy() == 0) for layer, _ in layers):
+            for _, reg in layers:
+                reg.factor.assign(0.0)
+            self._due = {}
+            return
+        prune_step = getattr(context, "prune_step", None)
+        step = int(context.step)
+        if not self.recede or prune_step is None or step >= prune_step:
+            return
+        if self._start is None or step < self._start:
+            self._start = step
+        # Reach the receded value after 3/4 of the phase and hold it for the
+        # last quarter, so the layers after them (and their BatchNorm
+        # statistics) settle before the mask is applied.
+        # While they hold, the channels are clamped there (the loss would
+        # otherwise move their shift again).
+        arrive = prune_step - (prune_step - self._start) // 4
+        if not self._due or (
+            step < arrive - 1 and step % self.update_interval == 0
+        ):
+            self._plan(context)
+        target = float(np.log(self.receded_importance)) - float(
+            np.log1p(-self.receded_importance)
+        )
+        # The step counter is advanced after this hook: `remaining` counts
+        # the updates still to come before the pruning step, this one too.
+        remaining = max(1, arrive - 1 - step)
+        for layer, _ in layers:
+            due = self._due.get(layer.name)
+            if due is None or not due.any():
+                continue
+            gamma = np.asarray(layer.gamma.numpy(), "float64")
+            gap = np.maximum(gamma[due] - target, 0.0)
+            gamma[due] -= gap / remaining
+            layer.gamma.assign(gamma.astype(layer.gamma.dtype))
+            if layer.center:
+                # A receded channel must output 0, not its shift, or the
+                # mask would remove a constant the next layers rely on.
+                beta = np.asarray(layer.beta.numpy(), "float64")
+                beta[due] -= beta[due] / remaining
+                layer.beta.assign(beta.astype(layer.beta.dtype))
+
+    def _plan(self, context):
+        planned = getattr(context, "planned_keep", None)
+        keep = planned() if planned is not None else None
+        if keep is None:
+            return
+        due = {}
+        for group in self.prunable_groups(context):
+            kept = keep.get(group.name)
+            for member, layer in bn_members(
+                group, context.model, bounded_only=True
+            ):
+                mask = due.setdefault(
+                    layer.name, np.zeros(layer.gamma.shape[0], bool)
+                )
+                if kept is None:
+                    continue
+                positions = first_positions(member)
+                removed = np.ones(len(positions), bool)
+                removed[np.asarray(kept, int)] = False
+                mask[positions[removed]] = True
+        self._due = due
+
+    def _bounded_layers(self, context):
+        found = []
+        for group in self.prunable_groups(context):
+            for _, layer in bn_members(group, context.model, bounded_only=True):
+                reg = _rni_regularizer(layer)
+                if reg is not None:
+                    found.append((layer, reg))
+        return found
+
     def get_config(self):
         config = super().get_config()
-        config.update({"strength": self.strength, "shift": self.shift})
+        config.update(
+            {
+                "strength": self.strength,
+                "shift": self.shift,
+                "recede": self.recede,
+                "receded_importance": self.receded_importance,
+                "update_interval": self.update_interval,
+            }
+        )
         return config
+
+
+def _rni_regularizer(layer):
+    reg = getattr(layer, "gamma_regularizer", None)
+    return reg if isinstance(reg, RNIRegularizer) else None

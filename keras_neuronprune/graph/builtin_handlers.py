@@ -648,6 +648,17 @@ def _register_all():
         layers.BatchNormalization,
         AxisParamHandler(("gamma", "beta", "moving_mean", "moving_variance")),
     )
+    from keras_neuronprune.layers.bounded_batch_normalization import (
+        BoundedBatchNormalization,
+    )
+
+    # Models built with RNI's bounded BatchNorm from the start.
+    register_layer_handler(
+        BoundedBatchNormalization,
+        AxisParamHandler(
+            ("gamma", "beta", "moving_mean", "moving_variance", "channel_mask")
+        ),
+    )
     register_layer_handler(
         layers.LayerNormalization,
         AxisParamHandler(("gamma", "beta"), normalises_channels=True),

@@ -18,7 +18,7 @@ from keras_neuronprune.layers._gradient_scale import GradientScaledRegularizer
 from keras_neuronprune.layers._gradient_scale import scale_gradient
 from keras_neuronprune.layers._masking import as_mask
 
-_GAMMA_MAPPINGS = ("relative", "clip", "constant")
+_GAMMA_MAPPINGS = ("centered", "relative", "clip", "constant")
 _EXCLUDED_PARENT_KEYS = (
     "scale",
     "renorm",
@@ -246,6 +246,7 @@ class BoundedBatchNormalization(keras.layers.BatchNormalization):
         gamma_gradient_scale=10.0,
         gamma_regularizer=None,
         bound=1e-3,
+        momentum=None,
     ):
         """Builds a `BoundedBatchNormalization` to swap in for a trained BN.
 
@@ -278,6 +279,8 @@ class BoundedBatchNormalization(keras.layers.BatchNormalization):
             gamma_gradient_scale: as in the constructor.
             gamma_regularizer: as in the constructor.
             bound: clip margin for the mapped importances, in (0, 0.5).
+            momentum: momentum of the moving statistics; None keeps
+                `bn_layer.momentum`.
 
         Returns:
             A built `BoundedBatchNormalization` named like `bn_layer`.
@@ -319,9 +322,17 @@ class BoundedBatchNormalization(keras.layers.BatchNormalization):
         if bn_layer.center:
             beta = np.asarray(bn_layer.beta.numpy(), "float64")
         magnitude = np.abs(g)
-        if gamma_mapping == "relative":
-            peak = float(magnitude.max()) if magnitude.size else 1.0
-            factor = (1.0 - bound) / (peak if peak > 0 else 1.0)
+        if gamma_mapping in ("relative", "centered"):
+            if gamma_mapping == "centered":
+                # The median channel starts at importance 0.5, where the
+                # sigmoid is not saturated and the RNI penalty has a
+                # gradient; a max-to-1 mapping puts trained channels at
+                # 0.9-0.97, where the penalty's gradient is ~0.
+                centre = float(np.median(magnitude)) if magnitude.size else 1
+                factor = 0.5 / (centre if centre > 0 else 1.0)
+            else:
+                peak = float(magnitude.max()) if magnitude.size else 1.0
+                factor = (1.0 - bound) / (peak if peak > 0 else 1.0)
             raw = _logit(np.clip(magnitude * factor, bound, 1.0 - bound))
             if beta is not None:
                 beta = beta * factor
@@ -331,7 +342,7 @@ class BoundedBatchNormalization(keras.layers.BatchNormalization):
             raw = np.zeros_like(magnitude)
         layer = cls(
             axis=bn_layer.axis,
-            momentum=bn_layer.momentum,
+            momentum=bn_layer.momentum if momentum is None else momentum,
             epsilon=bn_layer.epsilon,
             center=center,
             gamma_gradient_scale=gamma_gradient_scale,

@@ -97,7 +97,9 @@ def local_counts(plans, ratios):
     counts = {}
     for plan in plans:
         ratio = ratios.get(plan.name, 0.0)
-        removed = int(round(ratio * plan.size))
+        # The same count as `uniform_keep` (`keep_count`): the removed
+        # share is rounded down, so one ratio builds one architecture.
+        removed = int(math.floor(ratio * plan.size + 1e-9))
         counts[plan.name] = plan.valid_count(plan.size - removed)
     return counts
 

@@ -72,6 +72,12 @@ def check_not_pruned(model):
             f"stripped model. Received: model={model.name!r}"
         )
     for path, layer in iter_layers(kg.as_functional(model)):
+        if isinstance(layer, BoundedBatchNormalization) and bool(
+            (layer.channel_mask.numpy() == 1).all()
+        ):
+            # A model built with bounded BatchNorm (RNI's setting from
+            # scratch) is not under pruning: its importances are kept.
+            continue
         if isinstance(layer, PRUNING_LAYERS):
             raise ValueError(
                 "`model` already contains pruning layers (layer "
@@ -291,8 +297,12 @@ def build_masked_clone(model, plan, criterion, bn_gamma_mapping="relative"):
     def clone_layer(path, layer):
         swap = plan.swap.get(path)
         if swap == "bounded":
+            # RNI's momentum (PyTorch's 0.1): the statistics must follow
+            # the receding channels closely enough to be right at pruning.
             return BoundedBatchNormalization.from_batch_normalization(
-                layer, gamma_mapping=bn_gamma_mapping
+                layer,
+                gamma_mapping=bn_gamma_mapping,
+                momentum=min(float(layer.momentum), 0.9),
             )
         if swap == "masked":
             return masked_class_for(layer).from_config(layer.get_config())

@@ -13,6 +13,10 @@ from keras_neuronprune.pruning.structured_pruning_controller import (
     StructuredPruningController,
 )
 
+# Criteria whose importances are trained in before pruning (default
+# schedule: prune halfway through the first `fit`).
+_TRAINED_IN = ("rni",)
+
 # Criteria whose papers rank channels globally, across layers.
 _GLOBAL_BY_DEFAULT = (
     "rni",
@@ -84,10 +88,13 @@ def prune_structured(
         schedule: when and how much to prune: a
             `keras_neuronprune.schedules` object, a name, or any callable
             `schedule(step) -> (should_prune, ratio)` (tfmot's signature).
-            None prunes once, before the first training step
-            (`OneShot(step=0)`); for criteria with a sparsity regulariser
-            (`"rni"`, `"bn_scale"`) use `OneShot(step=N)` to train the
-            sparsity in for N steps first.
+            None prunes once: for `"rni"` halfway through the first `fit`
+            (`OneShot(step=None, fraction=0.5)`: the regulariser trains
+            the importances in, pruning removes the receded channels, the
+            second half fine-tunes without the regulariser), for other
+            criteria before the first training step (`OneShot(step=0)`).
+            To prune now, outside `fit`, call `pruned.controller.prune(
+            pruned)`.
         global_pruning: rank channels across groups; None uses the
             criterion's paper default (True for rni, bn_scale, taylor*,
             bn_stats).
@@ -217,7 +224,14 @@ def prune_structured(
     final_ratio = pruning_ratio if pruning_ratio is not None else 1.0
     schedule = get_schedule(schedule)
     if schedule is None:
-        schedule = OneShot(step=0)
+        # Criteria that train their importances in (RNI) regularise for the
+        # first half of `fit`, prune once, then fine-tune without the
+        # penalty; the others prune before the first step.
+        schedule = (
+            OneShot(step=None, fraction=0.5)
+            if criterion_name in _TRAINED_IN
+            else OneShot(step=0)
+        )
     if hasattr(schedule, "bind"):
         schedule = schedule.bind(final_ratio, num_channels)
 

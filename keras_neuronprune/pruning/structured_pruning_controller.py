@@ -185,6 +185,12 @@ class StructuredPruningController(PruningController, keras.layers.Layer):
         self._layer_cache = {}
         self._summary = None
 
+    def plan_training(self, model, start_step, total_steps):
+        """Lets a schedule that prunes after a share of `fit` fix its step."""
+        plan = getattr(self.schedule, "plan", None)
+        if plan is not None:
+            plan(start_step, total_steps)
+
     def on_train_batch_begin(self, model, step):
         should_prune, ratio = check_schedule_output(self.schedule, step)
         if should_prune:
@@ -194,7 +200,10 @@ class StructuredPruningController(PruningController, keras.layers.Layer):
         # Stateful criteria (GReg's growing penalties) advance every batch.
         update = getattr(type(self.criterion), "update", None)
         if update is not None and update is not Criterion.update:
-            self.criterion.update(self._context(model, step))
+            context = self._context(model, step)
+            context.planned_keep = lambda: self.planned_keep(model, step)
+            context.prune_step = getattr(self.schedule, "step", None)
+            self.criterion.update(context)
 
     def summary_scalars(self, model):
         if self._summary is None:
@@ -242,6 +251,32 @@ class StructuredPruningController(PruningController, keras.layers.Layer):
         keep = _selection.keep_sets(plans, scores, counts)
         self.apply_keep(model, keep)
         return keep
+
+    def planned_keep(self, model, step=None):
+        """The keep sets that pruning to the final target would pick now.
+
+        Changes nothing (no mask, no importance average): regularising
+        criteria use it to aim their penalty at the channels due to go.
+        Data-driven criteria are not scored here (None is returned).
+        """
+        if getattr(self.criterion, "requires_data", False):
+            return None
+        if step is None:
+            step = int(model.pruning_step.numpy())
+        unsupported = self.unsupported_groups(model)
+        measured = [g for g in self._groups if g.name not in unsupported]
+        raw = {}
+        if measured:
+            raw = self.criterion.score(self._context(model, step, measured))
+        scores = {
+            g.name: np.asarray(raw[g.name], "float64").reshape(-1)
+            if g.name in raw
+            else np.ones(g.size)
+            for g in self._groups
+        }
+        plans = self._plans(model)
+        counts = self._counts(plans, scores, 1.0, model, refine=False)
+        return _selection.keep_sets(plans, scores, counts)
 
     def _scores(self, model, step):
         from keras_neuronprune.criteria.base_criterion import (
@@ -326,7 +361,7 @@ class StructuredPruningController(PruningController, keras.layers.Layer):
             return set()
         return {g.name for g in self._groups if not supports(g, model)}
 
-    def _counts(self, plans, scores, progress, model=None):
+    def _counts(self, plans, scores, progress, model=None, refine=True):
         # Groups the criterion cannot measure keep their channels.
         unsupported = (
             self.unsupported_groups(model) if model is not None else set()
@@ -356,7 +391,7 @@ class StructuredPruningController(PruningController, keras.layers.Layer):
                 scores,
                 fixed,
                 target,
-                exact=progress >= 1.0,
+                exact=refine and progress >= 1.0,
                 model=model,
             )
         if self.pruning_ratio is None:

@@ -47,10 +47,17 @@ class RNIRegularizer(keras.regularizers.Regularizer):
     def __init__(self, strength=1e-4, shift=3.0):
         self.strength = non_negative_float(strength, "strength")
         self.shift = finite_float(shift, "shift")
+        # Set to 0 by the `"rni"` criterion once the model is pruned, so
+        # that fine-tuning runs without the penalty (read by the graph, not
+        # part of the config).
+        self.factor = keras.Variable(
+            1.0, trainable=False, dtype="float32", name="rni_factor"
+        )
 
     def __call__(self, x):
         log_s = ops.log_sigmoid(ops.cast(x, "float32") + self.shift)
-        return self.strength * ops.sum(ops.exp(log_s) * (1.0 - log_s))
+        penalty = ops.sum(ops.exp(log_s) * (1.0 - log_s))
+        return self.strength * ops.convert_to_tensor(self.factor) * penalty
 
     def get_config(self):
         return {"strength": self.strength, "shift": self.shift}
