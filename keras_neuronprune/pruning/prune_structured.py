@@ -45,6 +45,7 @@ def prune_structured(
     loss=None,
     importance_momentum=0.0,
     bn_gamma_mapping="relative",
+    input_shape=None,
 ):
     """Wraps `model` for training-time channel (structured) pruning.
 
@@ -106,6 +107,11 @@ def prune_structured(
         bn_gamma_mapping: how `"rni"` maps trained BN scales into the
             bounded scale (`BoundedBatchNormalization.
             from_batch_normalization`): "relative", "clip" or "constant".
+        input_shape: input shape without the batch dimension (a list of
+            them for several inputs) at which FLOPs are counted, for models
+            with undefined dimensions (keras-hub's `image_shape=(None, None,
+            3)`, text models); needed with `target_flops` and by the FLOP
+            reports of such models.
 
     Returns:
         A `keras_neuronprune.core.PrunedModel`.
@@ -183,11 +189,28 @@ def prune_structured(
     all_groups = channel_groups(model, allow_inexact=allow_inexact)
     layer_paths = dict(_surgery.iter_layers(functional))
     ignored = _resolve_ignored(ignored_layers, layer_paths, all_groups)
+    # Attention heads are thinned one-shot (`thin_model`) but have no
+    # masked layer for training-time pruning yet: leave them whole.
+    heads = sorted(
+        g.name
+        for g in all_groups
+        if g.prunable
+        and g.name not in ignored
+        and any(m.role == "internal" for m in g.members)
+    )
+    if heads:
+        warnings.warn(
+            f"Attention-head groups {heads} are not pruned during training "
+            "(no masked attention layer yet); they keep all their heads. "
+            "Thin them one-shot with `keras_neuronprune.thin_model`.",
+            stacklevel=2,
+        )
     groups = [
         g
         for g in all_groups
         if g.prunable
         and g.name not in ignored
+        and g.name not in heads
         and not any(
             m.role == "output" and m.layer in ignored for m in g.members
         )
@@ -210,9 +233,7 @@ def prune_structured(
         gates_after_bn="gates" in needs,
     )
 
-    from keras_neuronprune.cost import count_cost
-
-    cost = count_cost(model)
+    cost = _count_cost(model, input_shape)
     layer_costs = layer_cost_table(model, cost)
     if target_flops is not None:
         _check_flops_reachable(
@@ -257,6 +278,7 @@ def prune_structured(
         allow_inexact=allow_inexact,
         data=data,
         loss=loss,
+        input_shape=input_shape,
     )
     from keras_neuronprune.core.pruned_model import PrunedModel
 
@@ -272,6 +294,34 @@ def prune_structured(
             stacklevel=2,
         )
     return pruned
+
+
+def _count_cost(model, input_shape):
+    """`count_cost` whose shape errors name `prune_structured`'s argument."""
+    from keras_neuronprune.cost import count_cost
+
+    try:
+        return count_cost(model, input_shape=input_shape)
+    except ValueError as e:
+        dynamic = [
+            tuple(x.shape)
+            for x in model.inputs
+            if any(d is None for d in tuple(x.shape)[1:])
+        ]
+        if input_shape is None and dynamic:
+            raise ValueError(
+                f"Model {model.name!r} has inputs of undefined size "
+                f"{dynamic}: pass the size to count its FLOPs at, without "
+                "the batch dimension, e.g. prune_structured(model, ..., "
+                "input_shape=(224, 224, 3)). Received: input_shape=None"
+            ) from e
+        if "input_shape" in str(e) and "Received: input_shape" in str(e):
+            raise ValueError(
+                str(e).replace(
+                    "`input_shape`", "`input_shape` of prune_structured"
+                )
+            ) from e
+        raise
 
 
 def _resolve_criterion(criterion):
