@@ -4,6 +4,10 @@ Find the channels a network does not need, train so they recede, remove
 them physically, and ship the thinner model.
 """
 
+from keras_neuronprune.utils import tf_logging as _tf_logging  # noqa: I001
+
+_tf_logging.quiet_tensorflow()
+
 from keras_neuronprune import analysis
 from keras_neuronprune import callbacks
 from keras_neuronprune import criteria

@@ -1,127 +1,397 @@
 """Command line: `keras-neuronprune` (also `python -m keras_neuronprune`).
 
 Sub-commands:
-- `inspect MODEL`: channel groups (prunable, inexact, blocked and why) and
-  cost of a `.keras` file or a keras.applications architecture by name.
+- `inspect MODEL`: totals (parameters, FLOPs), then the channel groups
+  (prunable, inexact, blocked and why) of a `.keras` file or a
+  keras.applications architecture by name (built at its standard input
+  size unless `--input-shape` says otherwise); `--layers` adds the
+  per-layer cost table.
 - `thin MODEL --ratio R [--round-to N] --output PATH`: write a model with
   `R` of every prunable group's channels removed, and print the report.
 - `demo`, `export`: see their own `--help`.
+
+Exit status: 0 on success, 1 when the work fails (a corrupt model file, a
+failed export), 2 for a bad command line (unknown option, bad value,
+missing file). Every error is one line on stderr naming the argument, the
+value received and what to do. TensorFlow's C++ and converter logs are
+hidden unless `--verbose`.
 """
 
 import argparse
+import difflib
 import os
 import sys
+import time
+
+PROG = "keras-neuronprune"
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
 
 
-def load_model(spec, input_size=None):
+class UsageError(ValueError):
+    """A bad command-line argument: exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (the usage text is in `--help`)."""
+
+    def error(self, message):
+        self.exit(
+            EXIT_USAGE,
+            f"{self.prog}: error: {message} (see {self.prog} --help)\n",
+        )
+
+
+def _application_names():
+    import keras
+
+    return sorted(
+        name
+        for name in dir(keras.applications)
+        if name[:1].isupper() and callable(getattr(keras.applications, name))
+    )
+
+
+def parse_input_shape(text, arg_name="--input-shape"):
+    """`"224"`, `"224,224"`, `"224x224x3"` -> a `(height, width, channels)`.
+
+    Raises:
+        UsageError: for anything but 1 to 3 positive integers.
+    """
+    parts = [p for p in str(text).replace("x", ",").split(",") if p.strip()]
+    try:
+        dims = [int(p) for p in parts]
+    except ValueError:
+        dims = []
+    if not 1 <= len(dims) <= 3 or any(d < 1 for d in dims):
+        raise UsageError(
+            f"{arg_name} must be positive integers such as 224,224,3 (or "
+            f"224 for a square RGB image). Received: {arg_name} {text!r}"
+        )
+    if len(dims) == 1:
+        dims = [dims[0], dims[0], 3]
+    elif len(dims) == 2:
+        dims = dims + [3]
+    return tuple(dims)
+
+
+def load_model(spec, input_shape=None):
     """Loads a `.keras` file, or builds a keras.applications model by name.
 
     Args:
         spec: path to a `.keras` file, or an architecture name such as
             `MobileNetV2` (built with `weights=None`, offline).
-        input_size: image side for architectures (default: the smallest
-            size the architecture accepts, 32 for most).
+        input_shape: `(height, width, channels)` for architectures; None
+            uses the architecture's standard input size (224x224x3 for
+            most, 299 for InceptionV3 / Xception, 331 for NASNetLarge).
+
+    Returns:
+        The model.
+
+    Raises:
+        UsageError: unknown name, missing file, or an input shape the
+            architecture rejects.
+        ModelFileError: the file exists but is corrupt or truncated.
     """
+    from keras_neuronprune.export._common import load_model_file
+
+    looks_like_file = spec.endswith((".keras", ".h5", ".hdf5")) or (
+        os.sep in spec
+    )
+    if os.path.exists(spec) or looks_like_file:
+        if input_shape is not None:
+            raise UsageError(
+                "--input-shape applies to keras.applications names only; a "
+                f"saved model keeps its own. Received: model={spec!r} with "
+                f"--input-shape {','.join(map(str, input_shape))}"
+            )
+        if not os.path.exists(spec):
+            raise UsageError(
+                f"model file not found. Received: model={spec!r}; give the "
+                "path of a model saved with model.save('name.keras') or a "
+                "keras.applications name such as MobileNetV2."
+            )
+        try:
+            return load_model_file(spec, arg_name="model")
+        except (FileNotFoundError, ValueError) as e:
+            raise UsageError(str(e)) from e
     import keras
 
-    if spec.endswith(".keras") or os.path.exists(spec):
-        if not os.path.exists(spec):
-            raise ValueError(f"Model file not found: {spec!r}")
-        return keras.models.load_model(spec)
-    builder = getattr(keras.applications, spec, None)
-    if builder is None or not callable(builder):
-        raise ValueError(
-            f"Unknown model {spec!r}: give a .keras file or a "
-            "keras.applications architecture name such as 'MobileNetV2'."
+    names = _application_names()
+    if spec not in names:
+        close = difflib.get_close_matches(spec, names, n=3)
+        hint = (
+            f"did you mean {', '.join(close)}?"
+            if close
+            else (
+                "give a .keras file or a keras.applications name such as "
+                "MobileNetV2."
+            )
         )
-    size = input_size or smallest_input_size(spec)
-    return builder(weights=None, input_shape=(size, size, 3))
+        raise UsageError(f"unknown model. Received: model={spec!r}; {hint}")
+    builder = getattr(keras.applications, spec)
+    try:
+        return builder(weights=None, input_shape=input_shape)
+    except ValueError as e:
+        shown = ",".join(map(str, input_shape or ()))
+        raise UsageError(
+            f"{spec} does not accept --input-shape {shown}: "
+            f"{' '.join(str(e).split())}"
+        ) from e
 
 
-def smallest_input_size(name):
-    """Smallest square input side a keras.applications model accepts."""
-    if name.startswith("NASNet"):
-        return 331 if name == "NASNetLarge" else 224
-    if name in ("InceptionV3", "InceptionResNetV2"):
-        return 75
-    if name == "Xception":
-        return 71
-    return 32
+class _Steps:
+    """Timed progress lines on stderr for the slow steps of a command.
+
+    Shown on a terminal only, so piped output and logs stay clean.
+    """
+
+    def __init__(self, quiet=False):
+        try:
+            interactive = sys.stderr.isatty()
+        except (AttributeError, ValueError):
+            interactive = False
+        self.quiet = quiet or not interactive
+        self.start = time.perf_counter()
+
+    def __call__(self, message):
+        if not self.quiet:
+            elapsed = time.perf_counter() - self.start
+            print(f"[{elapsed:6.1f}s] {message}", file=sys.stderr, flush=True)
 
 
-def _print_groups(model, allow_inexact):
-    from keras_neuronprune import channel_groups
+def _input_shape(args):
+    if getattr(args, "input_shape", None) is not None:
+        return parse_input_shape(args.input_shape)
+    if getattr(args, "input_size", None) is not None:
+        if args.input_size < 1:
+            raise UsageError(
+                "--input-size must be a positive integer. Received: "
+                f"--input-size {args.input_size}; e.g. --input-size 224."
+            )
+        return (args.input_size, args.input_size, 3)
+    return None
 
-    groups = channel_groups(model, allow_inexact=allow_inexact)
-    prunable = [g for g in groups if g.prunable]
-    inexact = [g for g in groups if not g.exact]
-    blocked = [g for g in groups if not g.prunable]
-    print(
-        f"{len(groups)} channel groups: {len(prunable)} prunable, "
-        f"{len(inexact)} inexact, {len(blocked)} not prunable"
-    )
-    print(f"{'group':<48} {'size':>6}  {'status':<10} layers / reason")
+
+def _shape_text(model):
+    try:
+        shapes = [tuple(t.shape[1:]) for t in model.inputs]
+    except (AttributeError, ValueError):
+        return "unknown input"
+    return ", ".join("x".join(str(d) for d in s) for s in shapes)
+
+
+def classify_groups(groups):
+    """Splits groups into disjoint `(prunable, inexact, blocked)` lists.
+
+    `inexact` holds groups that are blocked only because they normalise
+    across channels (prunable with `--allow-inexact`); a prunable inexact
+    group (with the flag) counts as prunable.
+    """
+    prunable, inexact, blocked = [], [], []
     for g in groups:
-        status = "prunable" if g.prunable else "blocked"
-        if not g.exact:
-            status += "*"
-        detail = f"{len(g.layers)} layers" if g.prunable else g.reason
-        print(f"{g.name[:48]:<48} {g.size:>6}  {status:<10} {detail}")
+        if g.prunable:
+            prunable.append(g)
+        elif not g.exact and str(g.reason or "").startswith("inexact"):
+            inexact.append(g)
+        else:
+            blocked.append(g)
+    return prunable, inexact, blocked
+
+
+def format_groups(groups, max_prunable=40):
+    """The groups header and table of `inspect` (a list of lines).
+
+    Every blocked or inexact group is listed (with its reason); at most
+    `max_prunable` prunable ones (None: all).
+    """
+    prunable, inexact, blocked = classify_groups(groups)
+    channels = sum(g.size for g in prunable)
+    marked = sum(1 for g in prunable if not g.exact)
+    head = (
+        f"{len(groups)} channel groups: {len(prunable)} prunable "
+        f"({channels:,} channels)"
+    )
+    if marked:
+        head += f", {marked} of them inexact*"
     if inexact:
-        print("* inexact: normalised across channels (allow_inexact=True)")
-    return groups
+        head += f", {len(inexact)} inexact (prunable with --allow-inexact)"
+    head += f", {len(blocked)} blocked"
+    lines = [head]
+    width = max([len("group")] + [len(g.name[:40]) for g in groups])
+    lines.append(
+        f"  {'group':<{width}}  {'channels':>8}  {'status':<9}  detail"
+    )
+    listed = 0
+    for g in groups:
+        if g.prunable:
+            listed += 1
+            if max_prunable is not None and listed > max_prunable:
+                continue
+            status = "prunable*" if not g.exact else "prunable"
+            detail = f"{len(g.layers)} layers"
+        else:
+            status = "inexact" if g in inexact else "blocked"
+            detail = g.reason or ""
+        lines.append(
+            f"  {g.name[:40]:<{width}}  {g.size:>8,}  {status:<9}  {detail}"
+        )
+    if max_prunable is not None and listed > max_prunable:
+        lines.append(
+            f"  ... {listed - max_prunable} more prunable groups (--layers "
+            "lists them all)"
+        )
+    if marked:
+        lines.append(
+            "  * normalised across channels: pruning changes the values of "
+            "the channels kept"
+        )
+    return lines
 
 
-def _inspect(args):
+def _inspect(args, steps):
+    from keras_neuronprune import channel_groups
     from keras_neuronprune import count_cost
 
-    model = load_model(args.model, args.input_size)
-    _print_groups(model, args.allow_inexact)
-    cost = count_cost(model)
-    print(f"\n{model.name}: {cost.params:,} parameters, {cost.flops:,} FLOPs")
-    return 0
+    shape = _input_shape(args)
+    steps(f"loading {args.model}")
+    model = load_model(args.model, shape)
+    steps(f"finding channel groups of {model.name} ({_shape_text(model)})")
+    groups = channel_groups(model, allow_inexact=args.allow_inexact)
+    steps("counting parameters and FLOPs")
+    try:
+        cost = count_cost(model)
+    except ValueError:
+        cost = None
+    if cost is not None:
+        print(
+            f"{model.name} ({_shape_text(model)}): {cost.params:,} "
+            f"parameters, {cost.flops:,} FLOPs (multiply-add = 2, batch 1)"
+        )
+    else:
+        print(
+            f"{model.name} ({_shape_text(model)}): "
+            f"{model.count_params():,} parameters, FLOPs unknown (the input "
+            "size is not fixed)"
+        )
+    limit = None if args.layers else 40
+    print("\n".join(format_groups(groups, limit)))
+    if args.layers and cost is not None:
+        print()
+        print(cost)
+    elif cost is not None:
+        print("(--layers adds the per-layer cost table)")
+    return EXIT_OK
 
 
-def _thin(args):
+def _thin(args, steps):
     from keras_neuronprune import thin_model
     from keras_neuronprune import uniform_keep
+    from keras_neuronprune.export._common import check_output_path
 
-    model = load_model(args.model, args.input_size)
-    out_dir = os.path.dirname(os.path.abspath(args.output))
-    if not os.access(out_dir, os.W_OK):
-        raise ValueError(f"Cannot write to {args.output!r}")
+    if not 0 <= args.ratio < 1:
+        raise UsageError(
+            "--ratio must be in [0, 1) (the fraction of each prunable "
+            f"group's channels to remove). Received: --ratio {args.ratio}; "
+            "e.g. --ratio 0.5."
+        )
+    if args.round_to < 1:
+        raise UsageError(
+            "--round-to must be a positive integer. Received: --round-to "
+            f"{args.round_to}; e.g. --round-to 8."
+        )
+    try:
+        output = check_output_path(args.output, ".keras", arg_name="--output")
+    except (TypeError, ValueError) as e:
+        raise UsageError(" ".join(str(e).replace("`", "").split())) from e
+    shape = _input_shape(args)
+    steps(f"loading {args.model}")
+    model = load_model(args.model, shape)
+    steps(f"choosing channels ({_shape_text(model)})")
     keep = uniform_keep(
         model,
         args.ratio,
         round_to=args.round_to,
         allow_inexact=args.allow_inexact,
     )
+    steps(f"thinning {len(keep)} channel groups")
     thin, report = thin_model(model, keep, allow_inexact=args.allow_inexact)
-    print(report)
-    thin.save(args.output)
+    steps(f"saving {args.output}")
+    thin.save(output)
+    print(report.table() if args.layers else report.summary(more="--layers"))
     print(f"wrote {args.output}")
-    return 0
+    stem = os.path.splitext(args.output)[0]
+    print(
+        f"next: {PROG} export {args.output} --format tflite --output "
+        f"{stem}.tflite"
+    )
+    return EXIT_OK
+
+
+def _verbose_parent():
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument(
+        "--verbose",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="show TensorFlow's C++ and converter logs",
+    )
+    return parent
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(
-        prog="keras-neuronprune",
+    """The `keras-neuronprune` argument parser (sub-commands included)."""
+    verbose = _verbose_parent()
+    parser = _Parser(
+        prog=PROG,
         description="Structured pruning for Keras 3.",
+        epilog=(
+            "Exit status: 0 success, 1 failure, 2 bad command line. "
+            "Errors are one line on stderr."
+        ),
+        parents=[verbose],
     )
     sub = parser.add_subparsers(dest="command", required=True)
     for name, fn, help_text in (
-        ("inspect", _inspect, "print channel groups and cost"),
+        ("inspect", _inspect, "print totals, channel groups and cost"),
         ("thin", _thin, "remove a uniform ratio of channels"),
     ):
-        p = sub.add_parser(name, help=help_text)
+        p = sub.add_parser(name, help=help_text, parents=[verbose])
         p.add_argument("model", help=".keras file or keras.applications name")
-        p.add_argument("--input-size", type=int, default=None)
-        p.add_argument("--allow-inexact", action="store_true")
-        p.set_defaults(func=fn)
+        p.add_argument(
+            "--input-shape",
+            default=None,
+            metavar="H,W,C",
+            help=(
+                "input shape for keras.applications names (default: the "
+                "architecture's standard size, e.g. 224,224,3)"
+            ),
+        )
+        p.add_argument(
+            "--input-size",
+            type=int,
+            default=None,
+            metavar="N",
+            help="square input side (same as --input-shape N,N,3)",
+        )
+        p.add_argument(
+            "--allow-inexact",
+            action="store_true",
+            help="also prune groups normalised across channels",
+        )
+        p.add_argument(
+            "--layers",
+            action="store_true",
+            help="print the full per-layer table",
+        )
+        p.add_argument("--quiet", action="store_true", help="no progress lines")
+        p.set_defaults(func=fn, steps=True)
         if name == "thin":
             p.add_argument("--ratio", type=float, required=True)
             p.add_argument("--round-to", type=int, default=1)
-            p.add_argument("--output", required=True)
+            p.add_argument("--output", required=True, help="a .keras path")
     for module, adder in (
         ("keras_neuronprune.demo", "add_demo_parser"),
         ("keras_neuronprune.export.cli", "add_export_parser"),
@@ -130,18 +400,59 @@ def build_parser():
             mod = __import__(module, fromlist=[adder])
         except ImportError:
             continue
-        getattr(mod, adder)(sub)
+        added = getattr(mod, adder)(sub)
+        added.add_argument(
+            "--verbose",
+            action="store_true",
+            default=argparse.SUPPRESS,
+            help="show TensorFlow's C++ and converter logs",
+        )
     return parser
 
 
+def _error(command, message):
+    text = " ".join(str(message).replace("`", "").split())
+    prefix = f"{PROG} {command}" if command else PROG
+    print(f"{prefix}: error: {text}", file=sys.stderr)
+
+
 def main(argv=None):
+    """Runs the command line; returns the exit status (0, 1 or 2)."""
+    from keras_neuronprune.export._common import ModelFileError
+    from keras_neuronprune.utils import tf_logging
+
     parser = build_parser()
-    args = parser.parse_args(argv)
     try:
-        return args.func(args) or 0
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        args = parser.parse_args(argv)
+    except SystemExit as e:
+        return e.code if isinstance(e.code, int) else EXIT_USAGE
+    verbose = bool(getattr(args, "verbose", False))
+    tf_logging.set_verbose(verbose)
+    tf_logging.quiet_tensorflow(verbose)
+    command = getattr(args, "command", None)
+    try:
+        if getattr(args, "steps", False):
+            result = args.func(args, _Steps(args.quiet))
+        else:
+            result = args.func(args)
+    except UsageError as e:
+        _error(command, e)
+        return EXIT_USAGE
+    except (ValueError, TypeError) as e:
+        # Library checks of values that came from the command line.
+        _error(command, e)
+        return EXIT_USAGE if command == "demo" else EXIT_FAILURE
+    except KeyboardInterrupt:
+        _error(command, "interrupted")
+        return EXIT_FAILURE
+    except ModelFileError as e:
+        _error(command, e)
+        return EXIT_FAILURE
+    except Exception as e:  # a failure of the work itself: one line
+        _error(command, f"{type(e).__name__}: {e}")
+        return EXIT_FAILURE
+    # Sub-commands return an exit status or, like `demo`, a result dict.
+    return result if isinstance(result, int) else EXIT_OK
 
 
 if __name__ == "__main__":

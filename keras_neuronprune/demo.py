@@ -6,16 +6,20 @@ a sigmoid, a regulariser that pushes weak channels towards 0, one global
 threshold), fine-tunes, strips the model to a physically thinner plain
 Keras model, and prints a before/after table (accuracy, parameters, FLOPs,
 channels per layer). It also writes a histogram of the channel importances
-at pruning time (`importances.png`) and the final `.keras` model.
+at pruning time (`importances.png`), the final `.keras` model
+(`pruned.keras`) and 200 calibration images (`calib.npy`), and ends with the
+command that exports the model to an int8 `.tflite`.
 
 Run:
 
     keras-neuronprune demo              # about half a minute on 2 cores
     keras-neuronprune demo --smoke      # a few seconds (checks the flow)
+    keras-neuronprune demo --output-dir /tmp/demo
 """
 
 import argparse
 import os
+import sys
 import time
 
 import numpy as np
@@ -68,7 +72,10 @@ def _add_arguments(parser):
     parser.add_argument(
         "--output-dir",
         default="neuronprune_demo",
-        help="where to write importances.png and pruned.keras",
+        help=(
+            "where to write importances.png, pruned.keras and calib.npy "
+            "(default neuronprune_demo)"
+        ),
     )
     parser.add_argument(
         "--rni-strength",
@@ -172,7 +179,9 @@ def _compile(model, learning_rate, sgd=False):
 def _accuracy(model, x, y):
     import keras
 
-    logits = keras.ops.convert_to_numpy(model(x, training=False))
+    # Feed the structure the model was built with (avoids Keras' warning).
+    feed = keras.tree.pack_sequence_as(model.input, [x])
+    logits = keras.ops.convert_to_numpy(model(feed, training=False))
     return float(np.mean(np.argmax(logits, axis=-1) == y))
 
 
@@ -224,6 +233,37 @@ def _format_table(rows):
     return "\n".join(lines)
 
 
+def _check_args(args):
+    """One-line errors naming the flag, the value and a fix."""
+    from keras_neuronprune import criteria
+
+    if not 0.0 <= args.ratio < 1.0:
+        raise ValueError(
+            "--ratio must be in [0, 1) (the fraction of channels to "
+            f"remove). Received: --ratio={args.ratio!r}; e.g. --ratio 0.6."
+        )
+    for flag in ("epochs", "regularize_epochs", "finetune_epochs"):
+        value = getattr(args, flag)
+        if value is not None and value < 0:
+            name = "--" + flag.replace("_", "-")
+            raise ValueError(
+                f"{name} must be >= 0. Received: {name}={value}; e.g. {name} 2."
+            )
+    if not args.learning_rate > 0:
+        raise ValueError(
+            "--learning-rate must be > 0. Received: "
+            f"--learning-rate={args.learning_rate}; e.g. 0.05."
+        )
+    try:
+        criteria.get(args.criterion)
+    except (ValueError, TypeError):
+        known = ", ".join(sorted(criteria.all_criteria()))
+        raise ValueError(
+            f"unknown --criterion. Received: --criterion={args.criterion!r}; "
+            f"choose one of {known}."
+        ) from None
+
+
 def run_demo(args):
     """Runs the digits demo; `args` is an argparse namespace (or None).
 
@@ -244,10 +284,7 @@ def run_demo(args):
     from keras_neuronprune.pruning import strip_pruning
     from keras_neuronprune.schedules import OneShot
 
-    if not 0.0 <= args.ratio < 1.0:
-        raise ValueError(
-            f"`--ratio` must be in [0, 1). Received: ratio={args.ratio!r}"
-        )
+    _check_args(args)
     smoke = bool(args.smoke)
     epochs = args.epochs if args.epochs is not None else (1 if smoke else 12)
     reg_epochs = args.regularize_epochs
@@ -378,6 +415,18 @@ def run_demo(args):
     model_path = os.path.join(args.output_dir, "pruned.keras")
     final.save(model_path)
     say(f"wrote {model_path} (a plain Keras model)")
+    calib_path = os.path.join(args.output_dir, "calib.npy")
+    np.save(calib_path, x_train[:200])
+    say(f"wrote {calib_path} ({min(200, len(x_train))} training images)")
+    tflite_path = os.path.join(args.output_dir, "pruned_int8.tflite")
+    next_command = (
+        f"keras-neuronprune export {model_path} --format tflite "
+        f"--quantization int8 --representative-data {calib_path} "
+        f"--output {tflite_path}"
+    )
+    print()
+    print("next, export it for a phone (int8 TFLite):")
+    print(f"  {next_command}")
     return {
         "base_accuracy": base_acc,
         "accuracy_before_pruning": history_snapshot.get("acc"),
@@ -391,15 +440,22 @@ def run_demo(args):
         "channels_after": after,
         "plot": plot_path if histograms else None,
         "model": model_path,
+        "calibration_data": calib_path,
+        "next_command": next_command,
         "seconds": time.perf_counter() - start,
     }
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="keras-neuronprune demo")
-    _add_arguments(parser)
-    run_demo(parser.parse_args(argv))
+    """`python -m keras_neuronprune.demo`: the same as `keras-neuronprune demo`.
+
+    Returns:
+        The exit status (0 on success).
+    """
+    from keras_neuronprune import cli
+
+    return cli.main(["demo"] + list(sys.argv[1:] if argv is None else argv))
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -45,6 +45,7 @@ def sensitivity_analysis(
     evaluate=None,
     metric_name="accuracy",
     min_channels=1,
+    verbose=1,
 ):
     """Prunes each channel group alone over a range of ratios.
 
@@ -68,6 +69,8 @@ def sensitivity_analysis(
             labels; threshold 0.5 for one output).
         metric_name: name shown in the table and plot.
         min_channels: channels every group keeps at least.
+        verbose: 1 (default) shows a Keras progress bar over the pruned
+            models evaluated (and over scoring); 0 is silent.
 
     Returns:
         A `SensitivityReport` (`.table()`, `.plot()`, `.max_ratios()`).
@@ -115,14 +118,25 @@ def sensitivity_analysis(
 
         scorer = get(criterion)
         selected = [prunable[n] for n in names]
-        scores = scorer.score(ScoringContext(model, selected, batches, loss))
+        scores = scorer.score(
+            ScoringContext(model, selected, batches, loss, verbose=verbose)
+        )
     baseline = evaluate(model)
     results, kept = {}, {}
+    bar = None
+    if verbose:
+        import keras
+
+        bar = keras.utils.Progbar(
+            len(names) * len(ratios), verbose=verbose, unit_name="model"
+        )
+    done = 0
     for name in names:
         size = prunable[name].size
         order = np.argsort(-np.asarray(scores[name]), kind="stable")
         values, counts = [], []
         for ratio in ratios:
+            done += 1
             n_remove = int(np.floor(ratio * size + 0.5))  # round half up
             n_keep = max(int(min_channels), size - n_remove)
             n_keep = min(n_keep, size)
@@ -133,6 +147,8 @@ def sensitivity_analysis(
                 thin, _ = thin_model(model, {name: keep})
                 values.append(float(evaluate(thin)))
             counts.append(n_keep)
+            if bar is not None:
+                bar.update(done)
         results[name] = values
         kept[name] = counts
     return SensitivityReport(baseline, ratios, results, kept, metric_name)

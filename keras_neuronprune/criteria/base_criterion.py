@@ -42,14 +42,51 @@ class ScoringContext:
         data: optional iterable of `(x, y)` batches (calibration data).
         loss: optional Keras loss (callable or name) for gradient criteria.
         step: training step at which scoring happens (for stateful criteria).
+        verbose: 1 shows a Keras progress bar while the criterion scores
+            (over groups, or over calibration batches for data-driven
+            criteria that iterate with `progress`); 0 (default) is silent.
     """
 
-    def __init__(self, model, groups, data=None, loss=None, step=0):
+    def __init__(self, model, groups, data=None, loss=None, step=0, verbose=0):
         self.model = model
         self.groups = groups
         self.data = data
         self.loss = loss
         self.step = step
+        self.verbose = verbose
+
+
+def progress(items, verbose=0, unit_name="step", total=None):
+    """Iterates over `items`, showing a `keras.utils.Progbar` if `verbose`.
+
+    The shared loop helper of the criteria: `for x, y in progress(batches,
+    context.verbose, "batch")` gives data-driven scoring the same progress
+    bar as `model.fit`, silenced with `verbose=0`.
+
+    Args:
+        items: an iterable (its `len` is the bar's target when it has one).
+        verbose: 0 is silent; 1 a progress bar; 2 one line at the end.
+        unit_name: what one item is, shown in the bar ("batch", "group").
+        total: number of items when `items` has no `len`.
+
+    Yields:
+        The items of `items`, in order.
+    """
+    if not verbose:
+        yield from items
+        return
+    import keras
+
+    if total is None and hasattr(items, "__len__"):
+        total = len(items)
+    bar = keras.utils.Progbar(total, verbose=verbose, unit_name=unit_name)
+    count = 0
+    for item in items:
+        yield item
+        count += 1
+        bar.update(count)
+    if total is None:
+        bar.update(count, finalize=True)
 
 
 class Criterion:
@@ -115,7 +152,8 @@ class Criterion:
         """
         groups = self.prunable_groups(context)
         scores, missing = {}, set()
-        for group in groups:
+        verbose = getattr(context, "verbose", 0)
+        for group in progress(groups, verbose, "group"):
             members = member_scores(group, context.model)
             if not members:
                 missing.add(group.name)

@@ -261,3 +261,83 @@ def keras_outputs(model, inputs, batch_size=32):
         np.concatenate([c[i] for c in chunks], axis=0)
         for i in range(len(chunks[0]))
     ]
+
+
+class ModelFileError(RuntimeError):
+    """A model file exists but cannot be read (corrupt, truncated, wrong
+    format). Not an argument error: the command line exits with 1."""
+
+
+def load_model_file(path, arg_name="model"):
+    """Loads a saved Keras model, telling a corrupt file from a missing one.
+
+    Keras reports a truncated `.keras` archive as "File not found", which
+    misleads for a file that exists, so the archive is checked first.
+
+    Args:
+        path: a `.keras` file (a zip archive holding `config.json`) or a
+            legacy `.h5` file.
+        arg_name: argument name used in messages.
+
+    Returns:
+        The loaded `keras.Model` (not compiled).
+
+    Raises:
+        FileNotFoundError: nothing exists at `path`.
+        ValueError: `path` is a directory or has an unknown suffix.
+        ModelFileError: the file exists but is corrupt or truncated.
+    """
+    import zipfile
+
+    if not os.path.exists(path):
+        raise FileNotFoundError(
+            f"`{arg_name}` file not found. Received: {arg_name}={path!r}; "
+            "give the path of a model saved with model.save('name.keras')."
+        )
+    if os.path.isdir(path):
+        raise ValueError(
+            f"`{arg_name}` is a directory, not a .keras file. Received: "
+            f"{arg_name}={path!r}"
+        )
+    if not path.endswith((".keras", ".h5", ".hdf5")):
+        raise ValueError(
+            f"`{arg_name}` must be a .keras (or legacy .h5) file. Received: "
+            f"{arg_name}={path!r}"
+        )
+    size = os.path.getsize(path)
+    if path.endswith(".keras"):
+        problem = None
+        if not zipfile.is_zipfile(path):
+            problem = "it is not a zip archive"
+        else:
+            try:
+                with zipfile.ZipFile(path) as archive:
+                    names = archive.namelist()
+                    bad = archive.testzip()
+            except (zipfile.BadZipFile, OSError, EOFError) as e:
+                names, bad, problem = [], None, str(e)
+            if problem is None and bad is not None:
+                problem = f"member {bad!r} fails its CRC check"
+            if problem is None and "config.json" not in names:
+                problem = "it holds no config.json"
+        if problem is not None:
+            raise ModelFileError(
+                f"`{arg_name}` is not a valid .keras file ({problem}; "
+                f"{size:,} bytes): it is corrupt or truncated. Received: "
+                f"{arg_name}={path!r}; save the model again with "
+                "model.save(path)."
+            )
+    import keras
+
+    try:  # registers keras_neuronprune layers for deserialization
+        import keras_neuronprune  # noqa: F401
+    except ImportError:
+        pass
+    try:
+        return keras.saving.load_model(path, compile=False)
+    except Exception as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise ModelFileError(
+            f"`{arg_name}` could not be loaded ({type(e).__name__}: "
+            f"{first[:300]}). Received: {arg_name}={path!r}"
+        ) from e

@@ -20,6 +20,7 @@ keras-neuronprune export model.keras --format tflite --quantization int8 \\
 """
 
 import os
+import re
 import sys
 
 import numpy as np
@@ -102,6 +103,25 @@ def add_export_parser(subparsers):
         "--opset", type=int, default=17, help="ONNX opset (default 17)"
     )
     p.add_argument(
+        "--tolerance",
+        type=float,
+        default=None,
+        help=(
+            "parity bound: max |diff| / max(1, output scale) for float "
+            "exports (default 1e-4, float16 2e-2), max |diff| relative to "
+            "the output range for quantized ones (default 0.1)"
+        ),
+    )
+    p.add_argument(
+        "--min-top1-agreement",
+        type=float,
+        default=0.9,
+        help=(
+            "quantized classifiers: share of confidently classified "
+            "samples whose top-1 class must not change (default 0.9)"
+        ),
+    )
+    p.add_argument(
         "--json",
         metavar="PATH",
         help="also write the export report (parity, GPU check) as JSON",
@@ -110,13 +130,42 @@ def add_export_parser(subparsers):
     return p
 
 
+# Library argument names as the command line spells them.
+_FLAGS = {
+    "representative_data": "--representative-data",
+    "parity_data": "--representative-data",
+    "int8_io": "--int8-io",
+    "batch_size": "--batch-size",
+    "opset": "--opset",
+    "quantization": "--quantization",
+    "tolerance": "--tolerance",
+    "min_top1_agreement": "--min-top1-agreement",
+    "path": "--output",
+    "model": "model",
+}
+
+
+def cli_message(error):
+    """One line: the error with library argument names as CLI flags."""
+    text = str(error)
+    if "\nConverter log" in text:
+        text = text.split("\nConverter log")[0]
+        text += " (add --verbose to see the converter log)"
+    text = " ".join(text.split())
+    for name, flag in _FLAGS.items():
+        text = text.replace(f"`{name}`", flag)
+        text = re.sub(rf"(?<![\w-]){name}=", f"{flag}=", text)
+    return text.replace("`", "")
+
+
 def run_export(args):
     """Runs `keras-neuronprune export` for parsed `args`.
 
     Returns:
-        Process exit code: 0 on success, 1 when the export fails its parity
-        or GPU check, 2 on bad input.
+        Process exit code: 0 on success, 1 when the export fails (parity,
+        GPU check, conversion, unreadable model file), 2 on bad arguments.
     """
+    from keras_neuronprune.export._common import ModelFileError
     from keras_neuronprune.export.export_parity_error import ExportParityError
     from keras_neuronprune.export.gpu_compatibility_error import (
         GpuCompatibilityError,
@@ -124,11 +173,32 @@ def run_export(args):
 
     try:
         result = _export(args)
-    except (GpuCompatibilityError, ExportParityError) as e:
-        print(f"export failed: {e}", file=sys.stderr)
+    except GpuCompatibilityError as e:
+        print(str(e.report), file=sys.stdout)
+        print(
+            "keras-neuronprune export: error: some operators cannot run on "
+            "the TFLite GPU delegate (listed above); drop "
+            "--require-gpu-compatible to export anyway.",
+            file=sys.stderr,
+        )
         return 1
-    except (ValueError, TypeError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
+    except ExportParityError as e:
+        print(
+            f"keras-neuronprune export: error: {cli_message(e)}",
+            file=sys.stderr,
+        )
+        return 1
+    except (ModelFileError, RuntimeError, OSError) as e:
+        print(
+            f"keras-neuronprune export: error: {cli_message(e)}",
+            file=sys.stderr,
+        )
+        return 1
+    except (ValueError, TypeError) as e:
+        print(
+            f"keras-neuronprune export: error: {cli_message(e)}",
+            file=sys.stderr,
+        )
         return 2
     print(result)
     if args.json:
@@ -138,24 +208,52 @@ def run_export(args):
     return 0
 
 
+def _usage(message):
+    raise ValueError(message)
+
+
 def _export(args):
-    if not os.path.isfile(args.model):
-        raise FileNotFoundError(
-            f"Model file not found. Received: model={args.model!r}"
-        )
-    if args.format == "onnx" and args.quantization != "none":
-        raise ValueError(
-            "--quantization applies to TFLite only. Received: "
-            f"--quantization {args.quantization} with --format onnx"
-        )
-    if args.num_samples is not None and args.num_samples < 1:
-        raise ValueError(
-            "--num-samples must be >= 1. Received: "
-            f"--num-samples {args.num_samples}"
-        )
-    # Fail on an unwritable output before loading and converting anything.
     from keras_neuronprune.export import _common
 
+    if not os.path.exists(args.model):
+        _usage(
+            f"model file not found. Received: model={args.model!r}; give "
+            "the path of a model saved with model.save('name.keras')."
+        )
+    if args.format == "onnx" and args.quantization != "none":
+        _usage(
+            "--quantization applies to TFLite only. Received: "
+            f"--quantization {args.quantization} with --format onnx; drop "
+            "--quantization or use --format tflite."
+        )
+    if args.quantization == "int8" and not args.representative_data:
+        _usage(
+            "--quantization int8 needs --representative-data (a .npy or "
+            ".npz of a few hundred typical inputs) to calibrate activation "
+            "ranges. Received: no --representative-data; add "
+            "--representative-data calib.npy."
+        )
+    if args.int8_io and args.quantization != "int8":
+        _usage(
+            "--int8-io needs --quantization int8. Received: --quantization "
+            f"{args.quantization}; add --quantization int8 or drop --int8-io."
+        )
+    if args.num_samples is not None and args.num_samples < 1:
+        _usage(
+            "--num-samples must be >= 1. Received: "
+            f"--num-samples {args.num_samples}; e.g. --num-samples 200."
+        )
+    if args.tolerance is not None and not args.tolerance > 0:
+        _usage(
+            f"--tolerance must be > 0. Received: --tolerance {args.tolerance}"
+            "; e.g. --tolerance 0.2."
+        )
+    if not 0 <= args.min_top1_agreement <= 1:
+        _usage(
+            "--min-top1-agreement must be in [0, 1]. Received: "
+            f"--min-top1-agreement {args.min_top1_agreement}; e.g. 0.8."
+        )
+    # Fail on an unwritable output before loading and converting anything.
     suffix = ".tflite" if args.format == "tflite" else ".onnx"
     _common.check_output_path(args.output, suffix, arg_name="--output")
     data = None
@@ -164,13 +262,7 @@ def _export(args):
         if args.num_samples:
             data = data[: args.num_samples]
 
-    import keras
-
-    try:  # registers keras_neuronprune layers for deserialization
-        import keras_neuronprune  # noqa: F401
-    except ImportError:
-        pass
-    model = keras.saving.load_model(args.model, compile=False)
+    model = _common.load_model_file(args.model, arg_name="model")
 
     if args.format == "onnx":
         from keras_neuronprune.export.onnx_export import onnx
@@ -181,6 +273,7 @@ def _export(args):
             opset=args.opset,
             batch_size=args.batch_size,
             parity_data=data,
+            tolerance=args.tolerance,
         )
     from keras_neuronprune.export.tflite_export import tflite
 
@@ -193,16 +286,27 @@ def _export(args):
         int8_io=args.int8_io,
         require_gpu_compatible=args.require_gpu_compatible,
         batch_size=batch_size,
+        tolerance=args.tolerance,
+        min_top1_agreement=args.min_top1_agreement,
+        verbose=0 if getattr(args, "quiet", False) else 1,
     )
 
 
 def load_array(path):
     """Loads samples from a .npy or .npz file (see `--representative-data`)."""
     if not os.path.isfile(path):
-        raise FileNotFoundError(
-            f"Data file not found. Received: --representative-data={path!r}"
+        raise ValueError(
+            "--representative-data file not found. Received: "
+            f"--representative-data {path!r}; give a .npy or .npz file."
         )
-    loaded = np.load(path, allow_pickle=False)
+    try:
+        loaded = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as e:
+        raise ValueError(
+            "--representative-data is not a readable .npy/.npz array file "
+            f"({' '.join(str(e).split())[:200]}). Received: "
+            f"--representative-data {path!r}; save it with numpy.save."
+        ) from e
     if isinstance(loaded, np.ndarray):
         return loaded
     keys = list(loaded.keys())
@@ -212,8 +316,8 @@ def load_array(path):
     if len(keys) == 1:
         return loaded[keys[0]]
     raise ValueError(
-        "Cannot tell which array of the .npz holds the samples; name it "
-        f"'x'. Received keys: {keys}"
+        "--representative-data: cannot tell which array of the .npz holds "
+        f"the samples. Received keys: {keys}; name it 'x'."
     )
 
 

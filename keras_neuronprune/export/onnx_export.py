@@ -7,6 +7,7 @@ from keras_neuronprune.export import _common
 from keras_neuronprune.export.export_parity_error import ExportParityError
 from keras_neuronprune.export.export_result import ExportResult
 from keras_neuronprune.export.parity_check import ParityCheck
+from keras_neuronprune.utils import tf_logging
 
 DEFAULT_OPSET = 17
 
@@ -106,13 +107,23 @@ def onnx(
     directory = os.path.dirname(path)
     with tempfile.TemporaryDirectory(dir=directory, prefix=".knp_") as tmp:
         tmp_path = os.path.join(tmp, "model.onnx")
-        model.export(
-            tmp_path,
-            format="onnx",
-            input_signature=signature,
-            opset_version=opset,
-            verbose=False,
-        )
+        quiet = not tf_logging.is_verbose()
+        try:
+            with tf_logging.silenced_stderr(quiet) as captured:
+                model.export(
+                    tmp_path,
+                    format="onnx",
+                    input_signature=signature,
+                    opset_version=opset,
+                    verbose=False,
+                )
+        except Exception as e:
+            lines = [x for x in captured.text.splitlines() if x.strip()]
+            log = "\n".join(lines[-8:])
+            raise RuntimeError(
+                f"ONNX conversion failed: {type(e).__name__}: {e}"
+                + (f"\nConverter log (last lines):\n{log}" if log else "")
+            ) from e
         proto = onnx_lib.load(tmp_path)
         onnx_lib.checker.check_model(proto)
         session = onnxruntime.InferenceSession(
@@ -146,7 +157,9 @@ def onnx(
         if not parity.passed:
             raise ExportParityError(
                 "The ONNX export does not reproduce the Keras model in "
-                f"onnxruntime: {parity}. Nothing was written to {path!r}.",
+                f"onnxruntime: {parity}. Nothing was written to {path!r}. "
+                "If the difference is acceptable, relax `tolerance` (now "
+                f"{tolerance or 1e-4:g}).",
                 parity=parity,
             )
         opset_used = max(

@@ -10,6 +10,7 @@ from keras_neuronprune.export.gpu_compatibility_error import (
     GpuCompatibilityError,
 )
 from keras_neuronprune.export.parity_check import ParityCheck
+from keras_neuronprune.utils import tf_logging
 
 QUANTIZATIONS = (None, "float16", "dynamic", "int8")
 _ALIASES = {"none": None, "float32": None, "fp32": None, "fp16": "float16"}
@@ -31,6 +32,7 @@ def tflite(
     max_parity_samples=256,
     allow_select_tf_ops=False,
     runtime_gpu_check=None,
+    verbose=1,
 ):
     """Exports a Keras model to a .tflite file for LiteRT, checking parity.
 
@@ -48,9 +50,15 @@ def tflite(
     - float32: max |tflite - keras| <= `tolerance` (default 1e-4) x
       max(1, max |keras output|);
     - float16: the same with default tolerance 2e-2;
-    - dynamic / int8: top-1 agreement >= `min_top1_agreement` on the
-      representative data (or, for outputs without a class axis, relative
-      max diff <= `tolerance`, default 0.1).
+    - dynamic / int8: max |tflite - keras| relative to the output range (1
+      for probabilities) <= `tolerance` (default 0.1) and, for
+      classifiers, top-1 agreement >= `min_top1_agreement` on the samples
+      where the Keras model is confident (see `ParityCheck`).
+
+    TensorFlow's converter logs are silenced unless the
+    `KERAS_NEURONPRUNE_VERBOSE` environment variable is set (the command
+    line's `--verbose`); when the conversion fails they are attached to the
+    error.
 
     A `keras_neuronprune` `PrunedModel` (which still holds pruning layers)
     is stripped first with `model.controller.strip(model)`; the result says
@@ -79,7 +87,8 @@ def tflite(
             normal inputs, `parity_samples` of them).
         parity_samples: number of random samples when no data is given.
         tolerance: overrides the parity bound (see above).
-        min_top1_agreement: bound for quantized classifiers.
+        min_top1_agreement: top-1 agreement bound for quantized
+            classifiers (on the confidently classified samples).
         max_parity_samples: cap on the samples compared.
         allow_select_tf_ops: also allow TensorFlow (Flex) kernels. Off by
             default: Flex ops need the Flex delegate on device and do not
@@ -87,6 +96,8 @@ def tflite(
         runtime_gpu_check: also run LiteRT's `CompiledModel` GPU check
             (skipped cleanly where no GPU backend exists). Default: only
             when `require_gpu_compatible`.
+        verbose: 0 is silent; 1 (default) shows a progress bar while int8
+            calibration runs over `representative_data`.
 
     Returns:
         `ExportResult` with the path, size, `ParityCheck` and
@@ -149,7 +160,7 @@ def tflite(
     check_inputs = [a[:max_parity_samples] for a in check_inputs]
 
     converter_kwargs = _converter_kwargs(
-        quantization, rep, int8_io, allow_select_tf_ops
+        quantization, rep, int8_io, allow_select_tf_ops, verbose
     )
     names = _common.input_names(model)
     signature = _common.input_signature(model, batch_size)
@@ -157,14 +168,16 @@ def tflite(
     directory = os.path.dirname(path)
     with tempfile.TemporaryDirectory(dir=directory, prefix=".knp_") as tmp:
         tmp_path = os.path.join(tmp, "model.tflite")
+        quiet = not tf_logging.is_verbose()
         try:
-            model.export(
-                tmp_path,
-                format="litert",
-                input_signature=signature,
-                verbose=False,
-                **converter_kwargs,
-            )
+            with tf_logging.silenced_stderr(quiet) as captured:
+                model.export(
+                    tmp_path,
+                    format="litert",
+                    input_signature=signature,
+                    verbose=False,
+                    **converter_kwargs,
+                )
         except Exception as e:
             hint = ""
             if "TF Select" in str(e) and not allow_select_tf_ops:
@@ -174,9 +187,14 @@ def tflite(
                     "allow_select_tf_ops=True (Flex kernels need the Flex "
                     "delegate on device and never run on the GPU)."
                 )
+            log = ""
+            if captured.text.strip():
+                log = "\nConverter log (last lines):\n" + _last_lines(
+                    captured.text
+                )
             raise RuntimeError(
                 f"TFLite conversion ({quantization or 'float32'}) failed: "
-                f"{type(e).__name__}: {_first_lines(str(e))}.{hint}"
+                f"{type(e).__name__}: {_first_lines(str(e))}.{hint}{log}"
             ) from e
         with open(tmp_path, "rb") as f:
             content = f.read()
@@ -206,8 +224,10 @@ def tflite(
                 report=gpu,
             )
 
-        runner = LiteRTRunner(content, names)
-        exported = runner(check_inputs)
+        # LiteRT announces its XNNPACK delegate on stderr from C++.
+        with tf_logging.silenced_stderr(quiet):
+            runner = LiteRTRunner(content, names)
+            exported = runner(check_inputs)
         reference = _common.keras_outputs(model, check_inputs)
         mode = quantization or "float32"
         parity = ParityCheck.compare(
@@ -219,9 +239,11 @@ def tflite(
             data=data_label,
         )
         if not parity.passed:
+            relax = relax_hint(parity, mode, tolerance, min_top1_agreement)
             raise ExportParityError(
                 f"The {mode} .tflite export does not reproduce the Keras "
-                f"model: {parity}. Nothing was written to {path!r}.",
+                f"model: {parity}. Nothing was written to {path!r}. If the "
+                f"difference is acceptable, relax {relax}.",
                 parity=parity,
             )
         os.replace(tmp_path, path)
@@ -238,6 +260,24 @@ def tflite(
         input_details=tensor_details(runner.input_details),
         output_details=tensor_details(runner.output_details),
     )
+
+
+def relax_hint(parity, mode, tolerance, min_top1_agreement):
+    """Names the arguments (and their values) whose bound failed."""
+    from keras_neuronprune.export.parity_check import FLOAT_TOLERANCE
+    from keras_neuronprune.export.parity_check import QUANTIZED_TOLERANCE
+
+    now = {
+        "tolerance": tolerance
+        or FLOAT_TOLERANCE.get(mode, QUANTIZED_TOLERANCE),
+        "min_top1_agreement": min_top1_agreement,
+    }
+    return " or ".join(f"`{n}` (now {now[n]:g})" for n in parity.failed)
+
+
+def _last_lines(text, n=8):
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return "\n".join(lines[-n:])
 
 
 def _first_lines(text, n=6):
@@ -257,7 +297,9 @@ def _check_quantization(quantization):
     return quantization
 
 
-def _converter_kwargs(quantization, rep, int8_io, allow_select_tf_ops):
+def _converter_kwargs(
+    quantization, rep, int8_io, allow_select_tf_ops, verbose=0
+):
     """TFLiteConverter attributes for `model.export(format="litert")`."""
     import tensorflow as tf
 
@@ -279,8 +321,15 @@ def _converter_kwargs(quantization, rep, int8_io, allow_select_tf_ops):
         n = rep[0].shape[0]
 
         def representative_dataset():
+            bar = None
+            if verbose:
+                import keras
+
+                bar = keras.utils.Progbar(n, unit_name="calibration sample")
             for i in range(n):
                 yield [a[i : i + 1] for a in rep]
+                if bar is not None:
+                    bar.update(i + 1)
 
         kwargs["representative_dataset"] = representative_dataset
         if int8_io:

@@ -338,9 +338,10 @@ def _resolve_criterion(criterion):
         )
     try:
         resolved = criteria.get(criterion)
-    except (ValueError, KeyError, TypeError) as error:
+    except (ValueError, KeyError, TypeError):
         raise ValueError(
-            f"Unknown `criterion`. Received: criterion={criterion!r}. ({error})"
+            f"Unknown `criterion`. Received: criterion={criterion!r}; known: "
+            f"{sorted(criteria.all_criteria())}"
         ) from None
     if resolved is None:
         raise ValueError(

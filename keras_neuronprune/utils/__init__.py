@@ -1,12 +1,10 @@
-"""Backend-specific helpers shared by the data-driven criteria."""
+"""Backend-specific helpers shared by the data-driven criteria.
 
-from keras_neuronprune.utils.gradients import activations_and_gradients
-from keras_neuronprune.utils.gradients import (
-    gradient_and_hessian_vector_product,
-)
-from keras_neuronprune.utils.gradients import hessian_vector_product
-from keras_neuronprune.utils.gradients import loss_and_gradients
-from keras_neuronprune.utils.gradients import resolve_loss
+The gradient helpers load on first use, so importing the package does not
+import the backend's gradient machinery (and its start-up logs) early.
+"""
+
+import importlib
 
 __all__ = [
     "activations_and_gradients",
@@ -15,3 +13,12 @@ __all__ = [
     "loss_and_gradients",
     "resolve_loss",
 ]
+
+
+def __getattr__(name):
+    if name in __all__:
+        module = importlib.import_module("keras_neuronprune.utils.gradients")
+        return getattr(module, name)
+    raise AttributeError(
+        f"module 'keras_neuronprune.utils' has no attribute {name!r}"
+    )

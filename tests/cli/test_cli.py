@@ -1,23 +1,80 @@
-"""The `keras-neuronprune` command line: inspect and thin."""
+"""The `keras-neuronprune` command line: inspect, thin, demo, exit codes."""
+
+import os
+import shlex
+import subprocess
+import sys
 
 import keras
+import numpy as np
 import pytest
 
+from keras_neuronprune import channel_groups
 from keras_neuronprune import cli
+from keras_neuronprune.rewrite import thin_model
+from keras_neuronprune.rewrite import uniform_keep
 
 
-def test_inspect_prints_groups_and_cost(capsys):
+def _tiny(path):
+    inputs = keras.Input((8, 8, 3), name="image")
+    x = keras.layers.Conv2D(8, 3, name="conv1")(inputs)
+    x = keras.layers.BatchNormalization(name="bn1")(x)
+    x = keras.layers.ReLU()(x)
+    x = keras.layers.Conv2D(8, 3, name="conv2")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    outputs = keras.layers.Dense(3, name="head")(x)
+    model = keras.Model(inputs, outputs, name="tiny")
+    model.save(path)
+    return model
+
+
+@pytest.fixture(scope="module")
+def tiny_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("cli") / "tiny.keras"
+    _tiny(str(path))
+    return path
+
+
+def test_inspect_leads_with_totals_and_disjoint_counts(capsys):
     assert cli.main(["inspect", "MobileNet", "--input-size", "32"]) == 0
-    out = capsys.readouterr().out
-    assert "channel groups" in out and "prunable" in out
-    assert "it is a model input" in out
-    assert "parameters" in out and "FLOPs" in out
+    out = capsys.readouterr().out.splitlines()
+    assert "parameters" in out[0] and "FLOPs" in out[0]
+    assert "," in out[0]  # thousands separators
+    header = out[1]
+    numbers = [int(w) for w in header.replace(",", " ").split() if w.isdigit()]
+    total, prunable = numbers[0], numbers[1]
+    blocked = int(header.rsplit(", ", 1)[1].split()[0])
+    assert total == prunable + blocked  # no group counted twice
+    assert any("it is a model input" in line for line in out)
+
+
+def test_inspect_uses_the_standard_input_size(capsys):
+    assert cli.main(["inspect", "MobileNet", "--quiet"]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert "(224x224x3)" in first
+    assert cli.main(["inspect", "MobileNet", "--input-shape", "96,96,3"]) == 0
+    assert "(96x96x3)" in capsys.readouterr().out.splitlines()[0]
+
+
+def test_inspect_counts_inexact_groups_once(capsys):
+    inputs = keras.Input((8,))
+    x = keras.layers.Dense(6, name="d1")(inputs)
+    x = keras.layers.LayerNormalization(name="ln")(x)
+    x = keras.layers.Dense(6, name="d2")(x)
+    outputs = keras.layers.Dense(2, name="out")(x)
+    model = keras.Model(inputs, outputs, name="ln_net")
+    groups = channel_groups(model)
+    lines = cli.format_groups(groups)
+    prunable, inexact, blocked = cli.classify_groups(groups)
+    assert len(prunable) + len(inexact) + len(blocked) == len(groups)
+    assert len(inexact) == 1
+    assert "1 inexact (prunable with --allow-inexact)" in lines[0]
 
 
 def test_thin_writes_a_smaller_loadable_model(tmp_path, capsys):
     path = str(tmp_path / "thin.keras")
-    argv = ["thin", "MobileNet", "--ratio", "0.5", "--round-to", "8"]
-    assert cli.main(argv + ["--output", path]) == 0
+    argv = ["thin", "MobileNet", "--input-size", "32", "--ratio", "0.5"]
+    assert cli.main(argv + ["--round-to", "8", "--output", path]) == 0
     thin = keras.models.load_model(path)
     full = keras.applications.MobileNet(weights=None, input_shape=(32, 32, 3))
     assert thin.count_params() < 0.5 * full.count_params()
@@ -27,21 +84,129 @@ def test_thin_writes_a_smaller_loadable_model(tmp_path, capsys):
         if isinstance(layer, keras.layers.Conv2D) and layer.name != "conv_preds"
     ]
     assert all(w % 8 == 0 for w in conv_widths), conv_widths
-    assert "total params" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert lines[0].startswith("mobilenet") and "parameters" in lines[0]
+    assert "channel groups thinned" in lines[1]
+    assert len(lines) < 30  # compact; --layers gives the full table
+    assert f"export {path} --format tflite" in lines[-1]
 
 
-def test_unknown_model_is_a_clear_error(capsys):
-    assert cli.main(["inspect", "NotANet"]) == 2
-    assert "Unknown model 'NotANet'" in capsys.readouterr().err
+def test_thin_layers_flag_prints_every_changed_layer(tiny_file, tmp_path):
+    out = tmp_path / "t.keras"
+    proc = subprocess.run(
+        [sys.executable, "-m", "keras_neuronprune", "thin", str(tiny_file)]
+        + ["--ratio", "0.5", "--output", str(out), "--layers", "--quiet"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "conv1" in proc.stdout and "bn1" in proc.stdout
+    assert "8 -> 4" in proc.stdout
 
 
-def test_bad_ratio_is_a_clear_error(tmp_path, capsys):
-    out = str(tmp_path / "x.keras")
-    argv = ["thin", "MobileNet", "--ratio", "1.5", "--output", out]
-    assert cli.main(argv) == 2
-    assert "ratio=1.5" in capsys.readouterr().err
+def test_report_summary_and_table():
+    model = _tiny_model()
+    thin, report = thin_model(model, uniform_keep(model, 0.5))
+    text = str(report)
+    assert text.splitlines()[0].startswith("tiny: parameters")
+    assert "2 channel groups thinned: 16 -> 8 channels" in text
+    table = report.table()
+    assert "conv1" in table and "bn1" in table
+    assert table.splitlines()[-1].startswith("total tiny: parameters")
+    assert report.to_dict()["groups"][0]["channels_after"] == 4
 
 
-@pytest.mark.parametrize("name,size", [("InceptionV3", 75), ("ResNet50", 32)])
-def test_smallest_input_size(name, size):
-    assert cli.smallest_input_size(name) == size
+def _tiny_model():
+    inputs = keras.Input((8, 8, 3), name="image")
+    x = keras.layers.Conv2D(8, 3, name="conv1")(inputs)
+    x = keras.layers.BatchNormalization(name="bn1")(x)
+    x = keras.layers.ReLU()(x)
+    x = keras.layers.Conv2D(8, 3, name="conv2")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    outputs = keras.layers.Dense(3, name="head")(x)
+    return keras.Model(inputs, outputs, name="tiny")
+
+
+@pytest.mark.parametrize(
+    "argv,code,needle",
+    [
+        (["inspect", "NotANet"], 2, "model='NotANet'"),
+        (["inspect", "MobilenetV2"], 2, "did you mean MobileNetV2"),
+        (["inspect", "missing.keras"], 2, "model file not found"),
+        (["inspect", "MobileNet", "--input-shape", "a,b"], 2, "--input-shape"),
+        (
+            ["thin", "MobileNet", "--ratio", "1.5", "--output", "x.keras"],
+            2,
+            "--ratio 1.5",
+        ),
+        (
+            [
+                "thin",
+                "MobileNet",
+                "--ratio",
+                "0.5",
+                "--round-to",
+                "0",
+                "--output",
+                "x.keras",
+            ],
+            2,
+            "--round-to 0",
+        ),
+        (
+            ["thin", "MobileNet", "--ratio", "0.5", "--output", "x.txt"],
+            2,
+            "--output",
+        ),
+        (["thin", "MobileNet"], 2, "required: --ratio, --output"),
+        (["frobnicate"], 2, "invalid choice"),
+        (["demo", "--criterion", "foo"], 2, "--criterion='foo'"),
+        (["demo", "--ratio", "2"], 2, "--ratio=2.0"),
+    ],
+)
+def test_errors_are_one_line_with_exit_status(argv, code, needle, capsys):
+    assert cli.main(argv) == code
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert needle in err, err
+    assert err.startswith("keras-neuronprune")
+
+
+def test_corrupt_keras_file_is_reported_as_corrupt(tiny_file, tmp_path, capsys):
+    broken = tmp_path / "broken.keras"
+    broken.write_bytes(tiny_file.read_bytes()[:2000])
+    assert cli.main(["inspect", str(broken)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "corrupt or truncated" in err and "not found" not in err
+    assert len(err.splitlines()) == 1
+    garbage = tmp_path / "garbage.keras"
+    garbage.write_bytes(b"PK\x03\x04" + np.arange(50, dtype="uint8").tobytes())
+    assert cli.main(["inspect", str(garbage)]) == 1
+    assert "corrupt" in capsys.readouterr().err
+
+
+def test_help_exits_zero(capsys):
+    assert cli.main(["--help"]) == 0
+    assert "Exit status" in capsys.readouterr().out
+
+
+def test_demo_exits_zero_and_prints_the_next_command(tmp_path):
+    out = tmp_path / "demo"
+    proc = subprocess.run(
+        [sys.executable, "-m", "keras_neuronprune", "demo", "--smoke"]
+        + ["--output-dir", str(out)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert (out / "pruned.keras").exists() and (out / "calib.npy").exists()
+    last = proc.stdout.strip().splitlines()[-1].strip()
+    assert last.startswith("keras-neuronprune export ")
+    assert str(out / "pruned.keras") in last
+    assert "--representative-data" in last
+    # The command it prints runs as printed.
+    assert cli.main(shlex.split(last)[1:]) == 0
+    assert (out / "pruned_int8.tflite").exists()

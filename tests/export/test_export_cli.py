@@ -90,7 +90,9 @@ def test_cli_errors_have_exit_codes(saved_model, capsys):
         ]
     )
     assert run_export(args) == 2
-    assert "representative_data" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "--quantization int8 needs --representative-data" in err
+    assert len(err.strip().splitlines()) == 1
 
     args = _parse(["export", "missing.keras", "-o", "x.tflite"])
     assert run_export(args) == 2
@@ -112,3 +114,53 @@ def test_cli_errors_have_exit_codes(saved_model, capsys):
 
     with pytest.raises(SystemExit):
         _parse(["export", model, "--format", "coreml", "-o", "x"])
+
+
+def test_corrupt_model_file_is_a_failure_not_not_found(saved_model, capsys):
+    broken = saved_model / "broken.keras"
+    broken.write_bytes((saved_model / "model.keras").read_bytes()[:1500])
+    args = _parse(["export", str(broken), "-o", str(saved_model / "b.tflite")])
+    assert run_export(args) == 1
+    err = capsys.readouterr().err.strip()
+    assert "corrupt or truncated" in err
+    assert "not found" not in err
+    assert len(err.splitlines()) == 1
+
+
+def test_parity_failure_names_the_flag_to_relax(saved_model, capsys):
+    args = _parse(
+        [
+            "export",
+            str(saved_model / "model.keras"),
+            "--quantization",
+            "int8",
+            "--representative-data",
+            str(saved_model / "calib.npy"),
+            "--tolerance",
+            "1e-9",
+            "-o",
+            str(saved_model / "strict.tflite"),
+        ]
+    )
+    assert run_export(args) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "> allowed 1e-09" in err
+    assert "relax --tolerance (now 1e-09)" in err
+    assert not (saved_model / "strict.tflite").exists()
+
+
+def test_bad_values_exit_2_with_one_line(saved_model, capsys):
+    model = str(saved_model / "model.keras")
+    for argv, needle in (
+        (["--num-samples", "0"], "--num-samples 0"),
+        (["--min-top1-agreement", "2"], "--min-top1-agreement 2"),
+        (["--int8-io"], "--int8-io needs --quantization int8"),
+        (["--representative-data", "nope.npy"], "'nope.npy'"),
+    ):
+        args = _parse(
+            ["export", model, "-o", str(saved_model / "y.tflite")] + argv
+        )
+        assert run_export(args) == 2, argv
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and needle in err, err
