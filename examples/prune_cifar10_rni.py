@@ -9,8 +9,8 @@ physically thinner plain Keras model, and report accuracy, parameters and
 FLOPs before and after (optionally exporting a `.tflite`).
 
 Data (`--data`):
-  tfds                    CIFAR-10 through tensorflow-datasets (if installed
-                          and its data is available offline)
+  tfds                    CIFAR-10 from a local tensorflow-datasets copy
+                          (--tfds-data-dir; never downloads)
   path/to/folder          an image folder: train/<class>/*.jpg and
                           test/<class>/*.jpg, classes in alphabetical order
   path/to/images.tar      the same layout inside a tar (read in place)
@@ -25,9 +25,11 @@ Examples:
 """
 
 import argparse
+import glob
 import io
 import json
 import os
+import sys
 import tarfile
 import time
 
@@ -133,20 +135,62 @@ def load_image_tar(path, limit_per_class=None):
     return _standardise(*kept), classes
 
 
-def load_tfds(limit=None):
-    """CIFAR-10 from tensorflow-datasets (needs its data offline)."""
+def tfds_data_dir(data_dir=None):
+    """The tensorflow-datasets folder: argument, $TFDS_DATA_DIR or default."""
+    return os.path.expanduser(
+        data_dir
+        or os.environ.get("TFDS_DATA_DIR")
+        or os.path.join("~", "tensorflow_datasets")
+    )
+
+
+def _prepared_tfds_copy(data_dir, name="cifar10"):
+    # A prepared tfds data set is <data_dir>/<name>/<version>/ with its
+    # dataset_info.json; looking for it needs neither tfds nor the network.
+    pattern = os.path.join(data_dir, name, "*", "dataset_info.json")
+    return sorted(glob.glob(pattern))
+
+
+def check_tfds_available(data_dir=None):
+    """Raises ValueError (one line) without a prepared local CIFAR-10 copy."""
+    data_dir = tfds_data_dir(data_dir)
+    if not _prepared_tfds_copy(data_dir):
+        raise ValueError(
+            "`--data tfds`: CIFAR-10 is not available offline (no prepared "
+            f"tensorflow-datasets copy under {data_dir}); point at a local "
+            "copy with `--tfds-data-dir DIR` (or $TFDS_DATA_DIR), or pass an "
+            "image folder, a .tar or an .npz with `--data PATH`."
+        )
+    return data_dir
+
+
+def load_tfds(limit=None, data_dir=None):
+    """CIFAR-10 from a local tensorflow-datasets copy (offline only).
+
+    Never downloads: without a prepared copy under the data folder it fails
+    at once, creating nothing, with one line saying where to point.
+    """
+    data_dir = check_tfds_available(data_dir)
     try:
         import tensorflow_datasets as tfds
-    except ImportError:
+    except ImportError as error:
         raise ValueError(
             "`--data tfds` needs the tensorflow-datasets package "
-            "(pip install tensorflow-datasets); or pass an image folder, a "
-            ".tar or an .npz path."
+            f"(pip install tensorflow-datasets; import failed: {error}); or "
+            "pass an image folder, a .tar or an .npz path."
         ) from None
     arrays = []
     for split in ("train", "test"):
         x, y = tfds.as_numpy(
-            tfds.load("cifar10", split=split, as_supervised=True, batch_size=-1)
+            tfds.load(
+                "cifar10",
+                split=split,
+                as_supervised=True,
+                batch_size=-1,
+                data_dir=data_dir,
+                download=False,
+                try_gcs=False,
+            )
         )
         if limit is not None:
             x, y = x[: limit * 10], y[: limit * 10]
@@ -188,10 +232,10 @@ def _standardise(x_train, y_train, x_test, y_test):
     )
 
 
-def load_data(spec, limit_per_class=None):
+def load_data(spec, limit_per_class=None, tfds_data_dir=None):
     """Dispatches `--data`: "tfds", a folder, a `.tar` or an `.npz`."""
     if spec == "tfds":
-        return load_tfds(limit_per_class)
+        return load_tfds(limit_per_class, tfds_data_dir)
     if not os.path.exists(spec):
         raise ValueError(f"`--data` path does not exist. Received: {spec!r}")
     if os.path.isdir(spec):
@@ -364,6 +408,12 @@ def parse_args(argv=None):
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
+        "--tfds-data-dir",
+        default=None,
+        help="local tensorflow-datasets folder for --data tfds "
+        "(default: $TFDS_DATA_DIR or ~/tensorflow_datasets); never downloads",
+    )
+    parser.add_argument(
         "--smoke",
         action="store_true",
         help="seconds-long run on generated data",
@@ -378,6 +428,9 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.data == "tfds" and not args.smoke:
+        # Before importing Keras: a missing offline copy fails in a second.
+        check_tfds_available(args.tfds_data_dir)
     import keras
 
     from keras_neuronprune.callbacks import UpdatePruning
@@ -397,7 +450,7 @@ def main(argv=None):
         )
         source = "generated images"
     else:
-        data = load_data(args.data, args.limit)
+        data = load_data(args.data, args.limit, args.tfds_data_dir)
         source = args.data
     x_train, y_train, x_test, y_test = data
     print(
@@ -477,4 +530,8 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except ValueError as error:
+        # Bad input (a missing data set, a wrong path): one line, no trace.
+        sys.exit(f"error: {error}")

@@ -30,6 +30,13 @@ class PrunedModel(keras.Model):
             0, dtype="int64", trainable=False, name="pruning_step"
         )
 
+    def save(self, filepath, *args, **kwargs):
+        # Keras opens the file before it serialises the model: check the
+        # controller (and its schedule) first, so a configuration that
+        # cannot be saved leaves no unreadable checkpoint behind.
+        serialize_controller(self.controller)
+        return super().save(filepath, *args, **kwargs)
+
     def get_config(self):
         config = super().get_config()
         config["controller"] = serialize_controller(self.controller)

@@ -584,3 +584,6 @@ BUILTIN_RULES.update(
     }
 )
 BUILTIN_RULES[_OPS + "numpy.Negative"] = one_per_element
+BUILTIN_RULES[_OPS + "numpy.Clip"] = two_per_element
+BUILTIN_RULES[_OPS + "numpy.Log"] = one_per_element
+BUILTIN_RULES[_OPS + "numpy.Reciprocal"] = one_per_element

@@ -8,6 +8,7 @@ from keras_neuronprune.criteria._layer_utils import try_find_layer
 from keras_neuronprune.criteria.base_criterion import Criterion
 from keras_neuronprune.criteria.base_criterion import check_normalize
 from keras_neuronprune.criteria.base_criterion import normalize_scores
+from keras_neuronprune.criteria.head_scores import internal_power_sums
 
 
 class FilterNorm(Criterion):
@@ -47,6 +48,10 @@ class FilterNorm(Criterion):
                 and member.role == "input"
             ):
                 vector = consumer_kernel_norms(layer, p)
+            elif member.role == "internal":  # attention heads
+                vector = internal_power_sums(
+                    layer, member, p, self.include_consumers
+                )
             if vector is None:
                 continue
             norms = gather_positions(vector, member.channels) ** (1.0 / p)

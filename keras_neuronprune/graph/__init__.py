@@ -1,6 +1,8 @@
 """Channel dependency graph: which channels must be pruned together."""
 
+from keras_neuronprune.graph import attention_handlers  # noqa: F401
 from keras_neuronprune.graph import builtin_handlers  # noqa: F401 (registers)
+from keras_neuronprune.graph import ops_handlers  # noqa: F401 (registers)
 from keras_neuronprune.graph.builtin_handlers import AxisParamHandler
 from keras_neuronprune.graph.builtin_handlers import ChannelwiseHandler
 from keras_neuronprune.graph.builtin_handlers import MergeHandler

@@ -9,6 +9,7 @@ private attributes; if a Keras release renames them, only this file changes.
 """
 
 import collections
+import weakref
 
 import keras
 from keras.src.models.functional import Functional
@@ -22,10 +23,12 @@ __all__ = [
     "as_functional",
     "call_sites",
     "functional_from_config",
+    "inlined_graph",
     "is_functional",
     "is_sequential",
     "run_through_graph",
     "tensor_producer",
+    "trace_failure",
 ]
 
 
@@ -62,6 +65,11 @@ def is_functional(model):
 def as_functional(model):
     """Returns the functional graph behind a functional or Sequential model.
 
+    Custom layers whose `call` is made of Keras layers and `keras.ops` are
+    seen through: the graph returned has them replaced by nested functional
+    models traced from their `call` (see `inlined_graph`); the model itself
+    is returned when there is nothing to trace.
+
     Raises:
         ValueError: for a subclassed model (no graph to read) or an unbuilt
             Sequential model.
@@ -73,15 +81,282 @@ def as_functional(model):
                 f"Sequential model '{model.name}' is not built: give it an "
                 "`keras.Input(shape)` first or call `model.build(shape)`."
             )
-        return functional
+        return inlined_graph(functional)
     if isinstance(model, Functional):
-        return model
+        return inlined_graph(model)
     raise ValueError(
         f"`model` must be a functional or Sequential Keras model; received "
         f"a subclassed model '{getattr(model, 'name', model)}' of type "
         f"{type(model).__name__}, which has no functional graph to analyse. "
         "Rebuild it with `keras.Model(inputs, outputs)` or `keras.Sequential`."
     )
+
+
+# ----------------------------------------------------------------------
+# Seeing through custom layers.
+#
+# A custom layer (`class Block(keras.layers.Layer)` whose `call` applies
+# sublayers and keras.ops) is one opaque node of the functional graph.
+# Calling its `call` method directly on symbolic `KerasTensor`s records
+# every sublayer call and every op as nodes of their own, which is the
+# functional graph of the block: `keras.Model(inputs, block.call(inputs))`.
+# The model's graph is then rebuilt with each such block replaced by that
+# nested model (the sublayers are the block's own layer objects, so the
+# weights are shared), and the channel graph, the rewriter, the cost
+# counter and the pruning surgery all work on the result. Doing so appends
+# call nodes to the reused layers (as any functional call does); the
+# user's model graph itself is unchanged.
+
+_INLINED = weakref.WeakKeyDictionary()
+_TRACE_FAILURES = weakref.WeakKeyDictionary()
+
+
+def trace_failure(layer):
+    """Why `layer`'s call could not be traced (None if it was not tried)."""
+    try:
+        return _TRACE_FAILURES.get(layer)
+    except TypeError:
+        return None
+
+
+def _is_custom_layer(op):
+    """A user or library layer that is not a stock Keras class."""
+    if not isinstance(op, keras.layers.Layer) or isinstance(op, keras.Model):
+        return False
+    module = (type(op).__module__ or "").split(".")[0]
+    # Stock Keras layers and this library's pruning layers are described
+    # by handlers or are barriers; they are never traced.
+    return module not in ("keras", "keras_neuronprune")
+
+
+def _should_trace(op):
+    from keras_neuronprune.cost.flops_registry import has_user_rule
+    from keras_neuronprune.graph.handlers import get_handler
+
+    return (
+        _is_custom_layer(op)
+        and get_handler(op) is None
+        and not has_user_rule(op)
+    )
+
+
+def _registry_version():
+    from keras_neuronprune.cost.flops_registry import registry_version as a
+    from keras_neuronprune.graph.handlers import registry_version as b
+
+    return (a(), b())
+
+
+def inlined_graph(functional):
+    """`functional` with its traceable custom layers inlined (cached).
+
+    Returns `functional` itself when no custom layer (in it or in a nested
+    model) can be traced.
+    """
+    version = _registry_version()
+    try:
+        cached = _INLINED.get(functional)
+    except TypeError:
+        cached = None
+    if cached is not None and cached[0] == version:
+        return cached[1]
+    graph = _inline(functional) or functional
+    try:
+        _INLINED[functional] = (version, graph)
+        _INLINED[graph] = (version, graph)
+    except TypeError:
+        pass
+    return graph
+
+
+def _own_variables(layer):
+    inner = set()
+    for sub in layer._flatten_layers(include_self=False, recursive=True):
+        inner.update(id(v) for v in sub.weights)
+    return [v for v in layer.weights if id(v) not in inner]
+
+
+def _tensor_leaves(arguments):
+    return [
+        x
+        for x in keras.tree.flatten((arguments.args, arguments.kwargs))
+        if isinstance(x, keras.KerasTensor)
+    ]
+
+
+def _non_tensor_leaves(arguments):
+    out = []
+    for x in keras.tree.flatten((arguments.args, arguments.kwargs)):
+        if isinstance(x, keras.KerasTensor):
+            out.append(("tensor",))
+        else:
+            out.append(x)
+    return out
+
+
+def _same(a, b):
+    try:
+        return bool(a == b)
+    except Exception:  # noqa: BLE001 (arrays and odd objects compare badly)
+        return a is b
+
+
+def _merged_shapes(nodes):
+    shapes = None
+    for node in nodes:
+        current = [tuple(t.shape) for t in _tensor_leaves(node.arguments)]
+        if shapes is None:
+            shapes = current
+            continue
+        if [len(s) for s in shapes] != [len(s) for s in current]:
+            return None
+        shapes = [
+            tuple(a if a == b else None for a, b in zip(s, c))
+            for s, c in zip(shapes, current)
+        ]
+    return shapes
+
+
+def _trace(layer, nodes):
+    """Returns `(nested model, None)` or `(None, reason)`."""
+    name = f"'{layer.name}' ({type(layer).__name__})"
+    own = _own_variables(layer)
+    if own:
+        return None, (
+            f"custom layer {name} uses weights of its own "
+            f"{sorted(v.name for v in own)} in its call; describe it with "
+            "keras_neuronprune.register_layer_handler"
+        )
+    first = nodes[0]
+    leaves = _non_tensor_leaves(first.arguments)
+    for node in nodes[1:]:
+        other = _non_tensor_leaves(node.arguments)
+        if len(other) != len(leaves) or not all(
+            _same(a, b) for a, b in zip(leaves, other)
+        ):
+            return None, (
+                f"custom layer {name} is called with different non-tensor "
+                "arguments at different places"
+            )
+    shapes = _merged_shapes(nodes)
+    tensors = _tensor_leaves(first.arguments)
+    if shapes is None or not tensors:
+        return None, f"custom layer {name} has no tensor input to trace"
+    inputs = [
+        keras.Input(
+            batch_shape=(None,) + tuple(shape[1:]),
+            dtype=t.dtype,
+            name=f"{layer.name}_input_{i}" if i else f"{layer.name}_input",
+        )
+        for i, (t, shape) in enumerate(zip(tensors, shapes))
+    ]
+    replace = {id(t): x for t, x in zip(tensors, inputs)}
+    flat = [
+        replace.get(id(x), x)
+        for x in keras.tree.flatten(
+            (first.arguments.args, first.arguments.kwargs)
+        )
+    ]
+    args, kwargs = keras.tree.pack_sequence_as(
+        (first.arguments.args, first.arguments.kwargs), flat
+    )
+    try:
+        outputs = layer.call(*args, **kwargs)
+        nested = keras.Model(
+            inputs[0] if len(inputs) == 1 else inputs,
+            outputs,
+            name=layer.name,
+        )
+    except Exception as e:  # noqa: BLE001 (any failure means "opaque")
+        message = str(e).strip().splitlines()[0][:200] if str(e) else ""
+        return None, (
+            f"custom layer {name} could not be traced on symbolic inputs "
+            f"({type(e).__name__}: {message}); describe it with "
+            "keras_neuronprune.register_layer_handler"
+        )
+    for node in _all_nodes(nested):
+        for x in keras.tree.flatten(
+            (node.arguments.args, node.arguments.kwargs)
+        ):
+            if isinstance(x, keras.Variable):
+                return None, (
+                    f"custom layer {name} passes the weight {x.name!r} to "
+                    f"'{node.operation.name}' directly; describe it with "
+                    "keras_neuronprune.register_layer_handler"
+                )
+    expected = [tuple(t.shape)[1:] for t in first.outputs]
+    got = [tuple(t.shape)[1:] for t in nested.outputs]
+    if len(expected) != len(got) or any(
+        len(a) != len(b) or any(x is not None and y is not None and x != y
+                                for x, y in zip(a, b))
+        for a, b in zip(expected, got)
+    ):  # fmt: skip
+        return None, (
+            f"custom layer {name} traces to outputs {got} instead of {expected}"
+        )
+    return inlined_graph(nested), None
+
+
+def _all_nodes(graph):
+    for depth in sorted(graph._nodes_by_depth, reverse=True):
+        for node in graph._nodes_by_depth[depth]:
+            if node.operation is not None and not node.is_input:
+                yield node
+
+
+def _inline(functional):
+    """A copy of `functional`'s graph with custom layers traced, or None."""
+    sites = collections.OrderedDict()
+    replacements = {}
+    for node in _all_nodes(functional):
+        op = node.operation
+        if isinstance(op, keras.Model):
+            inner = graph_of(op)
+            if inner is not None and id(op) not in replacements:
+                new = inlined_graph(inner)
+                if new is not inner:
+                    replacements[id(op)] = new
+        elif _should_trace(op):
+            sites.setdefault(id(op), (op, []))[1].append(node)
+    for op, nodes in sites.values():
+        nested, reason = _trace(op, nodes)
+        if nested is None:
+            try:
+                _TRACE_FAILURES[op] = reason
+            except TypeError:
+                pass
+            continue
+        replacements[id(op)] = _call_traced(nested)
+    if not replacements:
+        return None
+    new_inputs = [
+        keras.Input(
+            batch_shape=x.shape,
+            dtype=x.dtype,
+            sparse=getattr(x, "sparse", False),
+            name=tensor_producer(x)[0].name,
+        )
+        for x in functional.inputs
+    ]
+    outputs = functional._run_through_graph(
+        new_inputs, operation_fn=lambda op: replacements.get(id(op), op)
+    )
+    inputs = keras.tree.pack_sequence_as(functional._inputs_struct, new_inputs)
+    return keras.Model(inputs, outputs, name=functional.name)
+
+
+def _call_traced(nested):
+    """Calls `nested` with the tensors of a custom layer's call."""
+
+    def call(*args, **kwargs):
+        tensors = [
+            x
+            for x in keras.tree.flatten((args, kwargs))
+            if isinstance(x, keras.KerasTensor)
+        ]
+        return nested(tensors[0] if len(tensors) == 1 else tensors)
+
+    return call
 
 
 def call_sites(functional):
@@ -141,6 +416,29 @@ def elementwise_unary_ops():
         (core, ("Cast",)),
     ):  # fmt: skip
         found += [getattr(module, n) for n in names if hasattr(module, n)]
+    return found
+
+
+def shape_ops():
+    """Raw `keras.ops` classes that move, cut or pad tensors, by name.
+
+    `ops.pad(x, ...)`, `ops.split(x, ...)`, `x[..., :k]`... record these
+    private classes in functional graphs; `graph/ops_handlers.py` says how
+    channels flow through each of them.
+    """
+    from keras.src.ops import core
+    from keras.src.ops import numpy as knp
+
+    found = {}
+    for module, names in (
+        (knp, ("Pad", "Split", "Concatenate", "Reshape", "Transpose",
+               "GetItem", "Mean", "Max", "Min", "Sum", "ExpandDims",
+               "Squeeze", "Clip", "Power", "Square", "Log", "Reciprocal")),
+        (core, ("Slice", "StopGradient")),
+    ):  # fmt: skip
+        for name in names:
+            if hasattr(module, name):
+                found[name] = getattr(module, name)
     return found
 
 
@@ -214,6 +512,8 @@ def shaped_call_sites(model, input_shapes=None):
         ValueError: if `model` has no functional graph.
     """
     graph = graph_of(model)
+    if graph is not None:
+        graph = inlined_graph(graph)
     if graph is None:
         raise ValueError(
             "`model` must be a built functional or Sequential model. "
@@ -279,7 +579,9 @@ def _walk(graph, path, actual_inputs, sites):
                 tensors[id(x)] = y
             inputs = [tensors[id(x)] for x in node.input_tensors]
         if is_nested_graph(op):
-            _walk(graph_of(op), f"{path}{op.name}/", inputs, sites)
+            _walk(
+                inlined_graph(graph_of(op)), f"{path}{op.name}/", inputs, sites
+            )
             continue
         sites.append(
             ShapedCallSite(

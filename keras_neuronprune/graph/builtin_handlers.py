@@ -31,7 +31,11 @@ CHANNEL_NORMALISING_ACTIVATIONS = {"softmax", "log_softmax", "sparsemax"}
 def _activation_name(layer):
     act = layer.get_config().get("activation", "linear")
     if isinstance(act, dict):
-        act = act.get("config", {}).get("name", act.get("class_name"))
+        inner = act.get("config", {})
+        # A registered function serialises as {"config": "package>name"}.
+        if isinstance(inner, str):
+            return {"keras_hub>gelu_approximate": "gelu"}.get(inner, inner)
+        act = inner.get("name", act.get("class_name"))
     return act
 
 

@@ -85,6 +85,9 @@ class DependencyGraph:
         self._nested_seen = set()
         self.layers = {}
         functional = kg.as_functional(model)
+        # The graph analysed: custom layers are inlined in it, so the
+        # rewriter must rebuild this graph rather than `model`.
+        self.functional = functional
         for tensor in functional.inputs:
             n = channel_count(tensor)
             if n is not None:
@@ -178,10 +181,16 @@ class DependencyGraph:
             handler = get_handler(op)
             barrier = None
             if handler is None:
+                failure = kg.trace_failure(op)
                 barrier = (
-                    f"blocked by layer '{site.path}' ({type(op).__name__}), "
-                    "which keras_neuronprune does not know; describe it with "
-                    "keras_neuronprune.register_layer_handler"
+                    f"blocked by layer '{site.path}': {failure}"
+                    if failure
+                    else (
+                        f"blocked by layer '{site.path}' "
+                        f"({type(op).__name__}), which keras_neuronprune "
+                        "does not know; describe it with "
+                        "keras_neuronprune.register_layer_handler"
+                    )
                 )
             elif not handler.known(op):
                 names = sorted(w.name for w in op.weights)

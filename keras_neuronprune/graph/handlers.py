@@ -11,6 +11,9 @@ it. Users describe their own layers with `register_layer_handler`.
 import numpy as np
 
 _REGISTRY = {}
+# Bumped at every registration: graphs cached with custom layers traced
+# (see `_keras_graph.inlined_graph`) are rebuilt after a registration.
+_VERSION = [0]
 
 
 class LayerHandler:
@@ -28,6 +31,14 @@ class LayerHandler:
     - `zero_inputs(layer, weights, in_keep)`: for layers that mix channels,
       return the weights with the input weights of removed channels set to
       zero (the reference model used to prove the rewrite exact).
+
+    - `rebuild_operation(op, in_keep, out_keep, info)`: for raw ops (not
+      layers), the op to call in the thinned model (default: `op` itself,
+      for ops whose arguments do not depend on the channel count).
+    - `flops(layer, input_shapes, output_shapes)`: the FLOPs of one call
+      (batch 1), used by `count_cost` before its own rules; the default
+      returns `NotImplemented` (no opinion). So one handler can describe a
+      layer's channels, its rewrite and its cost.
 
     `weight_names` lists the variable names the handler knows; a layer with
     other variables is a barrier.
@@ -47,6 +58,12 @@ class LayerHandler:
 
     def zero_inputs(self, layer, weights, in_keep):
         return weights
+
+    def rebuild_operation(self, op, in_keep, out_keep, info):
+        return op
+
+    def flops(self, layer, input_shapes, output_shapes):
+        return NotImplemented
 
 
 def _short(variable):
@@ -83,6 +100,17 @@ def register_layer_handler(layer_class, handler):
             f"Received: handler={handler!r}"
         )
     _REGISTRY[layer_class] = handler
+    _VERSION[0] += 1
+
+
+def registry_version():
+    """A counter that changes whenever a handler is registered."""
+    return _VERSION[0]
+
+
+def registered_handler(layer_class):
+    """The handler registered for exactly `layer_class` (or None)."""
+    return _REGISTRY.get(layer_class)
 
 
 def get_handler(operation):

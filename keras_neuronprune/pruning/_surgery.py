@@ -211,6 +211,18 @@ def _clean_config(config):
     return config
 
 
+def _same_layer(layer, config):
+    """A fresh copy of `layer` from `config`; a `Lambda` is reused as is.
+
+    Rebuilding a Lambda would deserialise its Python function, which Keras'
+    safe mode refuses; a Lambda holds no weights, so the clone can share
+    the object (its channels are a barrier and never change).
+    """
+    if isinstance(layer, keras.layers.Lambda):
+        return layer
+    return layer.__class__.from_config(config)
+
+
 def _copy_weights(source, target):
     """Copies `source`'s weights into `target` (same class or masked)."""
     values = source.get_weights()
@@ -306,7 +318,7 @@ def build_masked_clone(model, plan, criterion, bn_gamma_mapping="relative"):
             )
         if swap == "masked":
             return masked_class_for(layer).from_config(layer.get_config())
-        return layer.__class__.from_config(layer.get_config())
+        return _same_layer(layer, layer.get_config())
 
     clone, _ = _clone(functional, clone_layer, plan, paths)
     for path, new in iter_layers(clone):
@@ -358,8 +370,7 @@ def build_plain_clone(model):
             new.build_from_config(layer.get_build_config())
             new.set_weights(layer.stripped_weights())
             return new
-        new = layer.__class__.from_config(_clean_config(layer.get_config()))
-        return new
+        return _same_layer(layer, _clean_config(layer.get_config()))
 
     clone, _ = _clone(functional, clone_layer, None, paths)
     from keras_neuronprune.core.pruned_model import PrunedModel

@@ -150,6 +150,9 @@ def prune_structured(
     functional = kg.as_functional(model)
     _surgery.check_not_pruned(model)
     criterion_name, criterion = _resolve_criterion(criterion)
+    from keras_neuronprune.utils.gradients import check_backend_support
+
+    check_backend_support(criterion)
     _check_targets(pruning_ratio, target_flops, pruning_ratio_dict)
     if min_channels is None:
         min_channels = 3 if criterion_name == "rni" else 1

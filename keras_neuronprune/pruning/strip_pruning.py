@@ -80,19 +80,28 @@ def strip_structured(model, check=True):
     return final
 
 
-def exact_cost(plain, keep):
+def exact_cost(plain, keep, input_shape=None):
     """`(params, flops)` of `plain` (see `build_plain_clone`) thinned to
-    `keep`, counted by `count_cost`."""
+    `keep`, counted by `count_cost` (at `input_shape` where given)."""
     from keras_neuronprune.cost import count_cost
     from keras_neuronprune.rewrite import thin_model
 
     thin = thin_model(plain, keep, allow_inexact=True)[0] if keep else plain
-    cost = count_cost(thin)
+    if input_shape is not None:
+        input_shape = _as_shape_argument(input_shape)
+    cost = count_cost(thin, input_shape=input_shape)
     return cost.params, cost.flops
 
 
+def _as_shape_argument(shape):
+    if all(d is None or isinstance(d, int) for d in shape):
+        return tuple(shape)
+    return [tuple(s) for s in shape]
+
+
 def random_inputs(model, batch_size=2, seed=0):
-    """A random batch matching the model's inputs (None dims -> 16)."""
+    """A random batch matching the model's inputs (None dims -> 16), in the
+    structure the model takes (one array, a list or a dict)."""
     rng = np.random.default_rng(seed)
     arrays = []
     for tensor in model.inputs:
@@ -104,6 +113,13 @@ def random_inputs(model, batch_size=2, seed=0):
             arrays.append(np.zeros(shape, dtype))
         else:
             arrays.append(rng.normal(size=shape).astype(dtype))
+    import keras
+
+    structure = model.input
+    if isinstance(structure, dict) or (
+        isinstance(structure, (list, tuple)) and len(arrays) > 1
+    ):
+        return keras.tree.pack_sequence_as(structure, arrays)
     return arrays[0] if len(arrays) == 1 else arrays
 
 

@@ -82,6 +82,7 @@ class StructuredPruningController(PruningController, keras.layers.Layer):
         allow_inexact=False,
         data=None,
         loss=None,
+        input_shape=None,
         **kwargs,
     ):
         kwargs.setdefault("name", "structured_pruning_controller")
@@ -110,6 +111,8 @@ class StructuredPruningController(PruningController, keras.layers.Layer):
         self.base_params = int(base_params)
         self.base_flops = int(base_flops)
         self.allow_inexact = bool(allow_inexact)
+        # The costing shape of models with undefined input dimensions.
+        self.input_shape = _shape_to_config(input_shape)
         self.data = data
         self.loss = loss
         self._estimator = CostEstimator(
@@ -169,6 +172,7 @@ class StructuredPruningController(PruningController, keras.layers.Layer):
                 "base_params": self.base_params,
                 "base_flops": self.base_flops,
                 "allow_inexact": self.allow_inexact,
+                "input_shape": self.input_shape,
             }
         )
         return config
@@ -458,7 +462,8 @@ class StructuredPruningController(PruningController, keras.layers.Layer):
             key = tuple(sorted(counts.items()))
             if key not in cache:
                 keep = _selection.keep_sets(plans, scores, counts)
-                cache[key] = exact_cost(plain, keep)[1] / self.base_flops
+                cost = exact_cost(plain, keep, input_shape=self.input_shape)
+                cache[key] = cost[1] / self.base_flops
             return cache[key], counts
 
         ratio = hi
@@ -558,3 +563,12 @@ class StructuredPruningController(PruningController, keras.layers.Layer):
         for name, count in counts.items():
             summary[f"kept_channels/{name}"] = float(count)
         return summary
+
+
+def _shape_to_config(shape):
+    """A JSON-friendly copy of an `input_shape` (tuples become lists)."""
+    if shape is None:
+        return None
+    if all(d is None or isinstance(d, int) for d in shape):
+        return list(shape)
+    return [list(s) for s in shape]

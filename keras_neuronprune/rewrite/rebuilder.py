@@ -43,7 +43,7 @@ class Rebuilder:
     def _model(self, model):
         functional = kg.as_functional(model)
         new_inputs = [self._input(t) for t in functional.inputs]
-        if kg.is_sequential(model):
+        if kg.is_sequential(model) and functional is model._functional:
             new_layers = [self._operation(layer) for layer in model.layers]
             return keras.Sequential(
                 [new_inputs[0]] + new_layers, name=model.name
@@ -65,7 +65,24 @@ class Rebuilder:
         if isinstance(op, keras.Model) and (info is None or not info.barrier):
             return self._model(op)
         if not isinstance(op, keras.layers.Layer):
-            return op  # a stateless raw op (x + y...): reuse it.
+            # A stateless raw op (x + y, ops.pad...): reuse it, unless its
+            # arguments hold a channel count that the keep set changes.
+            if info is None or info.handler is None or info.barrier:
+                return op
+            in_keep = [self._keep(ids) for ids in info.in_ids]
+            out_keep = [self._keep(ids) for ids in info.out_ids]
+            if self.mode == "thin" and _changes(in_keep + out_keep):
+                return info.handler.rebuild_operation(
+                    op, in_keep, out_keep, info
+                )
+            return op
+        rebuild = getattr(getattr(info, "handler", None), "rebuild_layer", None)
+        if rebuild is not None and not info.barrier:
+            # Layers with internal channels (attention heads) or repeated
+            # weight names rebuild themselves: `(new layer, weight values)`.
+            new, new_values = rebuild(op, info, self)
+            self._pending.append((new, new_values))
+            return new
         config = op.get_config()
         names = [w.name for w in op.weights]
         values = op.get_weights()

@@ -27,8 +27,9 @@ def thin_model(model, keep, allow_inexact=False):
             (LayerNormalization...), whose surviving values then change.
 
     Returns:
-        `(new_model, report)`; `report` is a `ThinningReport` with every
-        layer's channels, parameters and FLOPs before and after.
+        `(new_model, report)`; `report` is a `ThinningReport`: totals and
+        channels per thinned group (`print(report)`), every layer's
+        channels, parameters and FLOPs before and after (`report.table()`).
 
     Raises:
         ValueError: subclassed model, unknown or unprunable group, empty,
@@ -48,7 +49,11 @@ def thin_model(model, keep, allow_inexact=False):
     resolved = resolve_keep(graph, keep)
     kept = graph.kept_labels(resolved)
     new_model = Rebuilder(graph, kept, "thin").build(model)
-    return new_model, ThinningReport.compare(model, new_model)
+    changes = [
+        (graph.groups[i].name, graph.groups[i].size, int(len(indices)))
+        for i, indices in sorted(resolved.items())
+    ]
+    return new_model, ThinningReport.compare(model, new_model, changes)
 
 
 def zero_removed_inputs(model, keep, allow_inexact=False):

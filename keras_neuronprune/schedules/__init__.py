@@ -2,7 +2,10 @@
 
 import keras
 
+from keras_neuronprune.schedules._tfmot import from_tfmot
+from keras_neuronprune.schedules._tfmot import is_tfmot_schedule
 from keras_neuronprune.schedules.base_pruning_schedule import PruningSchedule
+from keras_neuronprune.schedules.callable_schedule import CallableSchedule
 from keras_neuronprune.schedules.iterative import Iterative
 from keras_neuronprune.schedules.one_shot import OneShot
 from keras_neuronprune.schedules.polynomial_decay import PolynomialDecay
@@ -30,12 +33,18 @@ def get(identifier):
     Args:
         identifier: None (returns None), a name (`"one_shot"`, `"iterative"`,
             `"polynomial_decay"`, built with default arguments), a config
-            dict from `serialize`, or any callable
-            `schedule(step) -> (should_prune, ratio)` (returned as is, like a
-            tfmot schedule).
+            dict from `serialize`, a tfmot `PolynomialDecay` or
+            `ConstantSparsity` (converted to the keras_neuronprune schedule
+            with the same behaviour, so the model saves and loads), or any
+            other callable `schedule(step) -> (should_prune, ratio)`
+            (wrapped in a `CallableSchedule`).
+
+    Returns:
+        None or a `PruningSchedule`.
 
     Raises:
-        ValueError: for an unknown name or an object that is not callable.
+        ValueError: for an unknown name, an object that is not callable, or
+            a tfmot schedule class without an equivalent.
     """
     if identifier is None or isinstance(identifier, PruningSchedule):
         return identifier
@@ -49,8 +58,10 @@ def get(identifier):
         return ALL_OBJECTS[key]()
     if isinstance(identifier, dict):
         return deserialize(identifier)
+    if is_tfmot_schedule(identifier):
+        return from_tfmot(identifier)
     if callable(identifier):
-        return identifier
+        return CallableSchedule(identifier)
     raise ValueError(
         "`schedule` must be a schedule name, a config dict or a callable "
         "`schedule(step) -> (should_prune, ratio)`. "
@@ -59,6 +70,7 @@ def get(identifier):
 
 
 __all__ = [
+    "CallableSchedule",
     "Iterative",
     "OneShot",
     "PolynomialDecay",

@@ -14,9 +14,11 @@ class PolynomialDecay(PruningSchedule):
     Between `begin_step` and `end_step` the ratio follows
     `final + (initial - final) * (1 - p) ** power` with
     `p = (step - begin_step) / (end_step - begin_step)`; masks are updated
-    every `frequency` steps and once more at `end_step`. Same arguments and
-    formula as tfmot's `PolynomialDecay` (with ratios in place of
-    sparsities).
+    every `frequency` steps and once more at `end_step` (unless
+    `prune_at_end_step=False`, tfmot's behaviour: only on the `frequency`
+    grid). Same arguments and formula as tfmot's `PolynomialDecay` (with
+    ratios in place of sparsities); a tfmot `PolynomialDecay` given to
+    `prune_structured` is converted to this class, so the model saves.
 
     Args:
         initial_ratio: ratio at `begin_step`.
@@ -26,6 +28,8 @@ class PolynomialDecay(PruningSchedule):
         end_step: last pruning step (> `begin_step`).
         power: exponent of the curve (3 prunes fast first, then slowly).
         frequency: steps between two mask updates.
+        prune_at_end_step: also update the masks at `end_step` when it is
+            not on the `frequency` grid.
 
     Example:
     ```python
@@ -47,6 +51,7 @@ class PolynomialDecay(PruningSchedule):
         end_step=1000,
         power=3,
         frequency=100,
+        prune_at_end_step=True,
     ):
         self.initial_ratio = _validate_ratio("initial_ratio", initial_ratio)
         self._final_ratio = _validate_ratio(
@@ -67,6 +72,12 @@ class PolynomialDecay(PruningSchedule):
             raise ValueError(f"`power` must be > 0. Received: power={power!r}")
         self.power = power
         self.frequency = _validate_step("frequency", frequency, minimum=1)
+        if not isinstance(prune_at_end_step, bool):
+            raise ValueError(
+                "`prune_at_end_step` must be True or False. Received: "
+                f"prune_at_end_step={prune_at_end_step!r}"
+            )
+        self.prune_at_end_step = prune_at_end_step
         self._check_order()
 
     def _check_order(self):
@@ -100,7 +111,7 @@ class PolynomialDecay(PruningSchedule):
         ratio = final + (self.initial_ratio - final) * (1.0 - p) ** self.power
         should_prune = step <= self.end_step and (
             (step - self.begin_step) % self.frequency == 0
-            or step == self.end_step
+            or (self.prune_at_end_step and step == self.end_step)
         )
         return should_prune, float(ratio)
 
@@ -112,4 +123,5 @@ class PolynomialDecay(PruningSchedule):
             "end_step": self.end_step,
             "power": self.power,
             "frequency": self.frequency,
+            "prune_at_end_step": self.prune_at_end_step,
         }

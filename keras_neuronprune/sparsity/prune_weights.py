@@ -269,6 +269,9 @@ def prune_weights(
             f"`method` must be one of {list(PUBLIC_METHODS)}. "
             f"Received: method={method!r}"
         )
+    from keras_neuronprune.utils.gradients import check_backend_support
+
+    check_backend_support(method)
     method_cls = METHODS[method]
     controller = WeightPruningController(
         method=method,

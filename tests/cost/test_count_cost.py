@@ -203,14 +203,31 @@ class _Scale(L.Layer):
         return 2.0 * x
 
 
+class _Eager(L.Layer):
+    """Runs eagerly only, so its call cannot be traced into its ops."""
+
+    def call(self, x):
+        return x * float(keras.ops.convert_to_numpy(keras.ops.mean(x)))
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+
 def test_unknown_layer_warns_and_custom_rule_counts_it():
     x = keras.Input((4, 3))
-    model = keras.Model(x, _Scale(name="scale")(x))
-    with pytest.warns(UserWarning, match="_Scale: scale"):
-        cost = count_cost(model)
+    opaque = keras.Model(x, _Eager(name="scale")(x))
+    with pytest.warns(UserWarning, match="_Eager: scale"):
+        cost = count_cost(opaque)
     assert cost.uncounted == ("scale",)
     assert cost.flops == 0
     assert "No FLOP rule" in str(cost)
+
+    # A custom layer made of keras.ops is traced: its ops are counted.
+    model = keras.Model(x, _Scale(name="scale")(x))
+    cost = count_cost(model)
+    assert cost.uncounted == ()
+    assert cost.flops == 12
+    assert all(row.name.startswith("scale/") for row in cost.layers)
 
     register_flops_rule(_Scale, lambda layer, ins, outs: math.prod(outs[0]))
     try:
@@ -219,6 +236,7 @@ def test_unknown_layer_warns_and_custom_rule_counts_it():
         unregister_flops_rule(_Scale)
     assert cost.uncounted == ()
     assert cost.flops == 12
+    assert [row.name for row in cost.layers] == ["scale"]
 
 
 def test_register_flops_rule_rejects_bad_arguments():

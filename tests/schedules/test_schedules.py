@@ -116,8 +116,10 @@ def test_get_accepts_names_objects_and_callables():
     def tfmot_like(step):
         return step % 2 == 0, 0.25
 
-    assert schedules.get(tfmot_like) is tfmot_like
-    assert check_schedule_output(tfmot_like, 2) == (True, 0.25)
+    wrapped = schedules.get(tfmot_like)
+    assert isinstance(wrapped, schedules.CallableSchedule)
+    assert wrapped.fn is tfmot_like
+    assert check_schedule_output(wrapped, 2) == (True, 0.25)
     with pytest.raises(ValueError, match="schedule='linear'"):
         schedules.get("linear")
     with pytest.raises(ValueError, match="schedule=3"):
