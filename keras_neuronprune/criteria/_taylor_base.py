@@ -25,6 +25,7 @@ from keras_neuronprune.criteria.base_criterion import Criterion
 from keras_neuronprune.criteria.base_criterion import check_finite_scores
 from keras_neuronprune.criteria.base_criterion import check_normalize
 from keras_neuronprune.criteria.base_criterion import normalize_scores
+from keras_neuronprune.criteria.base_criterion import progress
 from keras_neuronprune.layers import GATE_SUFFIX
 from keras_neuronprune.layers import ChannelGate
 
@@ -141,7 +142,7 @@ class GateTaylorBase(Criterion):
         axes = {n: channel_axis(try_find_layer(model, n)) for n in names}
         sums = {}
         total = 0
-        for x, y in batches:
+        for x, y in progress(batches, getattr(context, "verbose", 0), "batch"):
             if not names:
                 break
             acts, grads = activations_and_gradients(

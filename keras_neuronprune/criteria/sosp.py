@@ -7,6 +7,7 @@ import numpy as np
 
 from keras_neuronprune.criteria.base_criterion import Criterion
 from keras_neuronprune.criteria.base_criterion import check_finite_scores
+from keras_neuronprune.criteria.base_criterion import progress
 from keras_neuronprune.utils.calibration import calibration_batches
 from keras_neuronprune.utils.gradients import (
     gradient_and_hessian_vector_product,
@@ -132,7 +133,7 @@ class SOSP(Criterion):
         grads = [np.zeros(v.shape) for v in variables]
         hvs = [np.zeros(v.shape) for v in variables]
         total = 0
-        for x, y in batches:
+        for x, y in progress(batches, getattr(context, "verbose", 0), "batch"):
             n = len(y)
             _, g, hv = gradient_and_hessian_vector_product(
                 model,
