@@ -1,7 +1,7 @@
 """Conversion of tfmot pruning schedules to keras_neuronprune ones (private).
 
 tfmot schedules are recognised by their class (module and name), never by
-importing tfmot: importing it switches TensorFlow to the legacy tf.keras.
+importing tfmot: importing it switches TensorFlow to legacy Keras 2.
 Their arguments are read from `get_config()` (tfmot's format:
 `{"class_name": ..., "config": {...}}`), so the converted schedule gives
 the same `(should_prune, ratio)` at every step and, being registered under

@@ -37,6 +37,7 @@ def _run(mode, backend, tmp_path, extra_env=None):
 
 
 def _check(results):
+    """Asserts replicas agree and the stripped model equals one device's."""
     assert results["replicas"] == 2
     assert set(results["criteria"]) == {"l1", "taylor"}
     for name, record in results["criteria"].items():
@@ -48,15 +49,17 @@ def _check(results):
 
 
 def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
-    _check(_run("mirrored", "tensorflow", tmp_path))
+    results = _run("mirrored", "tensorflow", tmp_path)
+    _check(results)
+    assert results["replicas"] == 2
 
 
 def test_jax_data_parallel_on_two_host_devices(tmp_path):
-    _check(
-        _run(
-            "data_parallel",
-            "jax",
-            tmp_path,
-            {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"},
-        )
+    results = _run(
+        "data_parallel",
+        "jax",
+        tmp_path,
+        {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"},
     )
+    _check(results)
+    assert results["replicas"] == 2
