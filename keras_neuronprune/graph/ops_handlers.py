@@ -15,6 +15,7 @@ import numpy as np
 
 from keras_neuronprune.graph import _keras_graph as kg
 from keras_neuronprune.graph.builtin_handlers import ChannelwiseHandler
+from keras_neuronprune.graph.builtin_handlers import ConcatenateHandler
 from keras_neuronprune.graph.builtin_handlers import MergeHandler
 from keras_neuronprune.graph.dependency_graph import channel_count
 from keras_neuronprune.graph.handlers import LayerHandler
@@ -120,27 +121,21 @@ def _split_bounds(sections, n):
     return [0] + [int(i) for i in sections] + [n]
 
 
-class ConcatenateOpHandler(LayerHandler):
-    """`ops.concatenate`: channels concatenate on the channel axis."""
+class ConcatenateOpHandler(ConcatenateHandler):
+    """`ops.concatenate`: the `Concatenate` layer's rule, plus the cases a
+    raw op adds (no channels at all, `axis=None`)."""
 
     def propagate(self, layer, site, graph):
-        out = site.outputs[0]
-        rank = len(out.shape)
         ids = [graph.channels(t) for t in site.inputs]
         if any(i is None for i in ids):
-            if all(i is None for i in ids) and channel_count(out) is None:
+            if all(i is None for i in ids) and (
+                channel_count(site.outputs[0]) is None
+            ):
                 return None
             return _blocked(site, "an input without channels")
         if layer.axis is None:
             return _blocked(site, "it flattens its inputs (axis=None)")
-        if layer.axis % rank == rank - 1:
-            graph.set_channels(out, np.concatenate(ids), site.path)
-        else:
-            for other in ids[1:]:
-                graph.couple(ids[0], other)
-            graph.set_channels(out, ids[0], site.path)
-        _members(graph, site)
-        return None
+        return super().propagate(layer, site, graph)
 
 
 class ReshapeOpHandler(LayerHandler):
