@@ -204,7 +204,9 @@ def _main(args):
         "train_images": len(x_train),
         "test_images": len(x_test),
         "regularised": [
-            m for m in method_names if m in methods_lib.REGULARISED
+            m
+            for m in method_names
+            if methods_lib.split_method(m)[0] in methods_lib.REGULARISED
         ],
         "shortcut": models_lib.SHORTCUT,
         "width": args.width,

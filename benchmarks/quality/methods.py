@@ -55,9 +55,28 @@ def parse_target(text):
     )
 
 
+def split_method(name):
+    """`"rni@local"` -> `("rni", {"global_pruning": False})`.
+
+    A suffix `@local` / `@global` runs a criterion with per-group / global
+    channel ranking instead of its default, so both can be compared under
+    the same budget.
+    """
+    base, _, variant = name.partition("@")
+    options = {"": {}, "local": {"global_pruning": False}}
+    options["global"] = {"global_pruning": True}
+    if variant not in options:
+        raise ValueError(
+            f"`--criteria` entry {name!r}: the suffix after '@' must be "
+            f"'local' or 'global'. Received: {variant!r}"
+        )
+    return base, options[variant]
+
+
 def check_method(name):
     import keras_neuronprune as knp
 
+    name, _ = split_method(name)
     if name in BASELINES:
         return
     known = knp.criteria.all_criteria()
@@ -161,7 +180,8 @@ def _criterion(name, kind, value, ctx, reg_steps):
     """The criterion object and extra `prune_structured` arguments."""
     import keras_neuronprune as knp
 
-    extra = {}
+    name, extra = split_method(name)
+    extra = dict(extra)
     if name == "random":
         return knp.criteria.RandomCriterion(seed=ctx.seed), extra
     if name == "greg":
@@ -203,6 +223,7 @@ def run(ctx, method, kind, value):
     total_epochs = e_reg + e_ft
     row = {"acc_pruned": None, "acc_before_mask": None}
     hist = None
+    base = split_method(method)[0]
     with training.Timer() as timer:
         if method in BASELINES:
             ratio, keep = ctx.uniform(kind, value)
@@ -245,9 +266,9 @@ def run(ctx, method, kind, value):
             "params_kept": cost.params / ctx.base_cost.params,
             "cpu_s": timer.cpu,
             "wall_s": timer.wall,
-            "regularised": method in REGULARISED,
-            "epochs_reg": e_reg if method in REGULARISED else 0,
-            "epochs_ft": total_epochs - (e_reg if method in REGULARISED else 0)
+            "regularised": base in REGULARISED,
+            "epochs_reg": e_reg if base in REGULARISED else 0,
+            "epochs_ft": total_epochs - (e_reg if base in REGULARISED else 0)
             if method != "scratch"
             else 0,
             "epochs_scratch": args.epochs + total_epochs
@@ -266,7 +287,8 @@ def _run_criterion(ctx, method, kind, value, row):
 
     args = ctx.args
     e_reg, e_ft = args.reg_epochs, args.finetune_epochs
-    regularised = method in REGULARISED and e_reg > 0
+    base = split_method(method)[0]
+    regularised = base in REGULARISED and e_reg > 0
     reg_steps = e_reg * ctx.steps
     criterion, extra = _criterion(method, kind, value, ctx, reg_steps)
     needs_data = getattr(knp.criteria.get(criterion), "requires_data", False)
@@ -319,7 +341,7 @@ def _run_criterion(ctx, method, kind, value, row):
                 callbacks=[knp.callbacks.UpdatePruning()],
             )
     hist = None
-    if method == "rni":
+    if base == "rni":
         hist = _histograms(pruned)
     row["pruned_ratio"] = float(
         pruned.controller.summary_scalars(pruned)["pruning_ratio"]
