@@ -12,6 +12,8 @@ import time
 
 import numpy as np
 
+from keras_neuronprune.criteria.base_criterion import progress
+
 
 @dataclasses.dataclass
 class LatencyStats:
@@ -80,6 +82,7 @@ def time_interleaved(
     rounds=10,
     runs_per_round=5,
     seed=0,
+    verbose=0,
 ):
     """Times several .tflite models in one interleaved run.
 
@@ -91,6 +94,7 @@ def time_interleaved(
         rounds: number of rounds; each round times every model once.
         runs_per_round: timed invocations per model per round.
         seed: seed of the per-round model order shuffle.
+        verbose: 1 shows a progress bar over the rounds, 0 is silent.
 
     Returns:
         list of `LatencyStats`, one per path.
@@ -110,7 +114,7 @@ def time_interleaved(
     rng = random.Random(seed)
     clock = time.perf_counter
     cpu_clock = time.process_time
-    for _ in range(rounds):
+    for _ in progress(range(rounds), verbose, "round"):
         rng.shuffle(order)
         for i in order:
             invoke = interpreters[i].invoke
@@ -128,13 +132,16 @@ def time_interleaved(
     ]
 
 
-def tflite_accuracy(path, x, y, num_threads=1):
-    """Top-1 accuracy of a float-input .tflite classifier on (x, y)."""
+def tflite_accuracy(path, x, y, num_threads=1, verbose=0):
+    """Top-1 accuracy of a float-input .tflite classifier on (x, y).
+
+    `verbose=1` shows a progress bar over the samples.
+    """
     interpreter = make_interpreter(path, num_threads)
     inp = interpreter.get_input_details()[0]
     out = interpreter.get_output_details()[0]
     correct = 0
-    for i in range(len(x)):
+    for i in progress(range(len(x)), verbose, "sample"):
         interpreter.set_tensor(inp["index"], x[i : i + 1].astype(np.float32))
         interpreter.invoke()
         pred = int(np.argmax(interpreter.get_tensor(out["index"])))

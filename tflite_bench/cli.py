@@ -88,6 +88,11 @@ def build_parser():
         ),
     )
     p.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no progress bars (the one-line log per model stays)",
+    )
+    p.add_argument(
         "--no-host",
         action="store_true",
         help="skip host timing (device only)",
@@ -155,6 +160,8 @@ def config_from_args(args):
         )
     if args.no_host:
         config.host = False
+    if args.quiet:
+        config.verbose = 0
     if args.adb:
         from tflite_bench.adb import DeviceConfig
         from tflite_bench.adb import adb_available

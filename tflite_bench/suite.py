@@ -32,6 +32,8 @@ class BenchConfig:
         device: optional `tflite_bench.adb.DeviceConfig` to also run
             `benchmark_model` on an Android device.
         host: time on this machine with the LiteRT interpreter.
+        verbose: 1 shows progress bars for the timing rounds and the
+            accuracy pass, 0 only the one-line log per model.
     """
 
     models: tuple = suite_models.FULL_SUITE
@@ -48,6 +50,7 @@ class BenchConfig:
     data: object = None
     device: object = None
     host: bool = True
+    verbose: int = 1
 
     @classmethod
     def quick_config(cls, results_dir="results/tflite_bench_quick"):
@@ -132,7 +135,9 @@ def run_family(name, config, log=print):
         }
         if config.data is not None:
             x, y = config.data
-            entry["accuracy"] = tflite_accuracy(path, x, y)
+            entry["accuracy"] = tflite_accuracy(
+                path, x, y, verbose=config.verbose
+            )
         entries.append(entry)
         log(
             f"  {label:>10}: params={cost.params / 1e6:.3f}M "
@@ -161,6 +166,7 @@ def time_entries(entries, config, log=print):
                 warmup=config.warmup,
                 rounds=config.rounds,
                 runs_per_round=config.runs_per_round,
+                verbose=config.verbose,
             )
             for entry, s in zip(entries, stats):
                 rows.append(

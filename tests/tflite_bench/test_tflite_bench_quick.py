@@ -54,6 +54,35 @@ def test_time_interleaved_counts_runs(tmp_path):
         load_dataset(str(tmp_path / "bad.npz"), limit=5)
 
 
+def test_timing_and_accuracy_show_progress_only_when_asked(tmp_path, capsys):
+    from keras_neuronprune.export import tflite
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    path = tflite(model, tmp_path / "m.tflite").path
+    x = np.zeros((6, 4), "float32")
+    y = np.zeros((6,), "int64")
+    capsys.readouterr()
+    base_benchmark.time_interleaved([path], 1, warmup=0, rounds=2)
+    base_benchmark.tflite_accuracy(path, x, y)
+    assert capsys.readouterr().out == ""
+    base_benchmark.time_interleaved([path], 1, warmup=0, rounds=2, verbose=1)
+    out = capsys.readouterr().out
+    assert "2/2" in out and "round" in out
+    base_benchmark.tflite_accuracy(path, x, y, verbose=1)
+    out = capsys.readouterr().out
+    assert "6/6" in out and "sample" in out
+
+
+def test_quiet_flag_turns_progress_off():
+    from tflite_bench.cli import build_parser
+    from tflite_bench.cli import config_from_args
+
+    args = build_parser().parse_args(["--quick", "--quiet"])
+    assert config_from_args(args).verbose == 0
+    args = build_parser().parse_args(["--quick"])
+    assert config_from_args(args).verbose == 1
+
+
 def test_quick_mode_end_to_end(tmp_path):
     out = tmp_path / "results"
     assert main(["--quick", "--results-dir", str(out)]) == 0
