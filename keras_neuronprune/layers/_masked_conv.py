@@ -1,39 +1,34 @@
-"""Shared implementation of `MaskedConv1D/2D/3D` (private)."""
+"""Forward passes of the masked convolutions (private).
+
+`MaskedConvMixin` serves `MaskedConv1D/2D/3D`, `MaskedDepthwiseConvMixin`
+serves `MaskedDepthwiseConv1D/2D`; both extend `MaskedLayerMixin`.
+"""
 
 from keras import ops
 
+from keras_neuronprune.layers._masking import KernelAxes
 from keras_neuronprune.layers._masking import MaskedLayerMixin
-from keras_neuronprune.layers._masking import broadcast_channels
-from keras_neuronprune.layers._masking import grouped_kernel_input_mask
+
+BIAS_AXES = KernelAxes(None, (0,))
 
 
 class MaskedConvMixin(MaskedLayerMixin):
-    """Masks for `keras.layers.ConvND` subclasses.
+    """Masks for `keras.layers.ConvND`.
 
     The kernel (`(*kernel_size, in_channels // groups, filters)`) is
-    multiplied by `input_mask` on its input axis before the convolution, so
-    a removed input channel contributes nothing whatever its value; the
-    layer's output (after bias and activation) is multiplied by
-    `output_mask`, so a removed filter outputs exactly 0.
+    multiplied by the kernel mask (if any) and by `input_mask` on its input
+    axis before the convolution, so a removed input channel contributes
+    nothing whatever its value (with `groups > 1` the input mask still
+    covers all input channels); the layer's output (after bias and
+    activation) is multiplied by `output_mask`, so a removed filter outputs
+    exactly 0. Masking a channel is therefore equivalent to removing it.
     """
 
     has_input_mask = True
+    kernel_axes = {"kernel": KernelAxes(-2, (-1,)), "bias": BIAS_AXES}
 
-    def build(self, input_shape):
-        super().build(input_shape)
-        in_channels = input_shape[self._channel_axis()]
-        self._add_masks(in_channels, self.filters)
-
-    def masked_kernel(self):
-        """The kernel as the convolution sees it (input mask applied)."""
-        kernel = self.kernel
-        mask = ops.cast(self.input_mask, kernel.dtype)
-        if self.groups == 1:
-            return kernel * broadcast_channels(mask, len(kernel.shape), -2)
-        in_g = kernel.shape[-2]
-        return kernel * grouped_kernel_input_mask(
-            mask, in_g, self.filters, self.groups
-        )
+    def _mask_channels(self, input_shape):
+        return input_shape[self._channel_axis()], self.filters
 
     def call(self, inputs):
         padding = self.padding
@@ -43,37 +38,39 @@ class MaskedConvMixin(MaskedLayerMixin):
             padding = "valid"
         outputs = ops.conv(
             inputs,
-            self.masked_kernel(),
+            self._masked_weight("kernel"),
             strides=list(self.strides),
             padding=padding,
             dilation_rate=self.dilation_rate,
             data_format=self.data_format,
         )
-        if self.use_bias:
-            bias = broadcast_channels(
-                self.bias, len(outputs.shape), self._channel_axis()
-            )
-            outputs = ops.add(outputs, bias)
-        if self.activation is not None:
-            outputs = self.activation(outputs)
-        return self._mask_outputs(outputs)
+        return self._finish(outputs)
 
-    def _kernel_axes(self):
-        return {"kernel": (-2, -1), "bias": (None, 0)}
 
-    # Keras' BaseConv saves only kernel and bias by index; append the masks.
-    def save_own_variables(self, store):
-        super().save_own_variables(store)
-        if not self.built:
-            return
-        offset = 1 + int(self.use_bias)
-        for i, variable in enumerate(self._mask_variables()):
-            store[str(offset + i)] = variable
+class MaskedDepthwiseConvMixin(MaskedLayerMixin):
+    """Masks for `keras.layers.DepthwiseConv1D/2D`.
 
-    def load_own_variables(self, store):
-        super().load_own_variables(store)
-        if not self.built:
-            return
-        offset = 1 + int(self.use_bias)
-        for i, variable in enumerate(self._mask_variables()):
-            variable.assign(store[str(offset + i)])
+    A depthwise convolution does not mix channels, so one channel mask
+    (`output_mask`, over the `in_channels * depth_multiplier` outputs) is
+    enough. Output channel `c * depth_multiplier + m` comes from input
+    channel `c` (kernel entry `[..., c, m]`), so removing input channel `c`
+    means zeroing those `depth_multiplier` entries (the `channels` rows of a
+    channel-group member list exactly these positions).
+    """
+
+    kernel_axes = {"kernel": KernelAxes(None, (-2, -1)), "bias": BIAS_AXES}
+
+    def _mask_channels(self, input_shape):
+        channels = input_shape[self._channel_axis()] * self.depth_multiplier
+        return None, channels
+
+    def call(self, inputs):
+        outputs = ops.depthwise_conv(
+            inputs,
+            self._masked_weight("kernel"),
+            strides=self.strides,
+            padding=self.padding,
+            dilation_rate=self.dilation_rate,
+            data_format=self.data_format,
+        )
+        return self._finish(outputs)

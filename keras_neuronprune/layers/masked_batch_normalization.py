@@ -6,10 +6,9 @@ Used by the structured-pruning controller in place of
 """
 
 import keras
-from keras import ops
 
+from keras_neuronprune.layers._masking import KernelAxes
 from keras_neuronprune.layers._masking import MaskedLayerMixin
-from keras_neuronprune.layers._masking import broadcast_channels
 
 
 @keras.saving.register_keras_serializable(package="keras_neuronprune")
@@ -18,11 +17,12 @@ class MaskedBatchNormalization(
 ):
     """`keras.layers.BatchNormalization` with a non-trainable channel mask.
 
-    Takes exactly the arguments of `keras.layers.BatchNormalization`. After
-    `build` it holds `output_mask` `(channels,)` (ones), multiplied into the
-    normalised output, so a removed channel outputs exactly 0. Moving
-    statistics are updated as usual (also for masked channels; they are
-    discarded when the channel is removed).
+    Takes exactly the arguments of `keras.layers.BatchNormalization` (no
+    kernel, so no kernel mask). After `build` it holds `output_mask`
+    `(channels,)` (ones), multiplied into the normalised output, so a
+    removed channel outputs exactly 0. Moving statistics are updated as
+    usual (also for masked channels; they are discarded when the channel is
+    removed).
 
     Example:
 
@@ -34,19 +34,15 @@ class MaskedBatchNormalization(
     """
 
     parent_class = keras.layers.BatchNormalization
+    kernel_name = None
+    kernel_axes = dict.fromkeys(("gamma", "beta"), KernelAxes(None, (0,)))
 
-    def build(self, input_shape):
-        super().build(input_shape)
-        self._add_masks(None, input_shape[self.axis])
+    def _mask_channels(self, input_shape):
+        return None, input_shape[self.axis]
 
     def _channel_axis(self):
         return self.axis
 
     def call(self, inputs, training=None, mask=None):
         outputs = super().call(inputs, training=training, mask=mask)
-        factor = ops.cast(self.output_mask, outputs.dtype)
-        rank = len(outputs.shape)
-        return outputs * broadcast_channels(factor, rank, self.axis)
-
-    def _kernel_axes(self):
-        return {"gamma": (None, 0), "beta": (None, 0)}
+        return self._mask_outputs(outputs)

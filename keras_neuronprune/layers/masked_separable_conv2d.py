@@ -8,15 +8,16 @@ before the depthwise step, the output mask removes pointwise filters.
 import keras
 from keras import ops
 
+from keras_neuronprune.layers._masking import KernelAxes
 from keras_neuronprune.layers._masking import MaskedLayerMixin
-from keras_neuronprune.layers._masking import broadcast_channels
 
 
 @keras.saving.register_keras_serializable(package="keras_neuronprune")
 class MaskedSeparableConv2D(MaskedLayerMixin, keras.layers.SeparableConv2D):
     """`keras.layers.SeparableConv2D` with non-trainable channel masks.
 
-    Takes exactly the arguments of `keras.layers.SeparableConv2D`. After
+    Takes exactly the arguments of `keras.layers.SeparableConv2D` (no kernel
+    mask: weight sparsity does not cover separable convolutions). After
     `build` it holds:
 
     - `input_mask` `(in_channels,)`: multiplied into the depthwise kernel's
@@ -36,39 +37,24 @@ class MaskedSeparableConv2D(MaskedLayerMixin, keras.layers.SeparableConv2D):
 
     parent_class = keras.layers.SeparableConv2D
     has_input_mask = True
+    kernel_name = None
+    kernel_axes = {
+        "depthwise_kernel": KernelAxes(2, ()),
+        "pointwise_kernel": KernelAxes(None, (-1,)),
+        "bias": KernelAxes(None, (0,)),
+    }
 
-    def build(self, input_shape):
-        super().build(input_shape)
-        in_channels = input_shape[self._channel_axis()]
-        self._add_masks(in_channels, self.filters)
-
-    def masked_depthwise_kernel(self):
-        kernel = self.depthwise_kernel
-        mask = ops.cast(self.input_mask, kernel.dtype)
-        return kernel * broadcast_channels(mask, 4, 2)
+    def _mask_channels(self, input_shape):
+        return input_shape[self._channel_axis()], self.filters
 
     def call(self, inputs):
         outputs = ops.separable_conv(
             inputs,
-            self.masked_depthwise_kernel(),
+            self._masked_weight("depthwise_kernel"),
             self.pointwise_kernel,
             strides=self.strides,
             padding=self.padding,
             dilation_rate=self.dilation_rate,
             data_format=self.data_format,
         )
-        if self.use_bias:
-            bias = broadcast_channels(
-                self.bias, len(outputs.shape), self._channel_axis()
-            )
-            outputs = ops.add(outputs, bias)
-        if self.activation is not None:
-            outputs = self.activation(outputs)
-        return self._mask_outputs(outputs)
-
-    def _kernel_axes(self):
-        return {
-            "depthwise_kernel": (2, None),
-            "pointwise_kernel": (None, -1),
-            "bias": (None, 0),
-        }
+        return self._finish(outputs)

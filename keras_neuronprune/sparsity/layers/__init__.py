@@ -1,13 +1,18 @@
 """Keras layers with an element mask on their kernel (weight-level sparsity).
 
-`MASKED_CLASSES` maps each supported Keras layer class to its masked
-version. Only these exact classes are replaced: a user subclass of
-`keras.layers.Dense` may override `call`, and swapping it for
-`WeightMaskedDense` would silently change what it computes.
+The `WeightMasked*` classes are the masked layers of
+`keras_neuronprune.layers` (one base, `MaskedLayerMixin`) with the kernel
+mask on and no channel masks. Only the exact Keras classes of the one
+masked-layer registry are replaced: a user subclass of `keras.layers.Dense`
+may override `call`, and swapping it for `WeightMaskedDense` would silently
+change what it computes.
 """
 
-import keras
+import warnings
 
+from keras_neuronprune.sparsity.layers.base_weight_masked import (
+    WEIGHT_MASKED_CLASSES,
+)
 from keras_neuronprune.sparsity.layers.base_weight_masked import (
     WeightMaskedMixin,
 )
@@ -30,17 +35,22 @@ from keras_neuronprune.sparsity.layers.weight_masked_depthwise_conv2d import (
     WeightMaskedDepthwiseConv2D,
 )
 
-MASKED_CLASSES = {
-    keras.layers.Dense: WeightMaskedDense,
-    keras.layers.Conv1D: WeightMaskedConv1D,
-    keras.layers.Conv2D: WeightMaskedConv2D,
-    keras.layers.Conv3D: WeightMaskedConv3D,
-    keras.layers.DepthwiseConv1D: WeightMaskedDepthwiseConv1D,
-    keras.layers.DepthwiseConv2D: WeightMaskedDepthwiseConv2D,
-}
+
+def __getattr__(name):
+    if name == "MASKED_CLASSES":
+        warnings.warn(
+            "`keras_neuronprune.sparsity.layers.MASKED_CLASSES` is "
+            "deprecated; use `keras_neuronprune.layers.masked_layer_spec` "
+            "(the one masked-layer registry).",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return WEIGHT_MASKED_CLASSES
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
-    "MASKED_CLASSES",
+    "WEIGHT_MASKED_CLASSES",
     "WeightMaskedConv1D",
     "WeightMaskedConv2D",
     "WeightMaskedConv3D",

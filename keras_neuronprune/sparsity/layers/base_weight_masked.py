@@ -1,251 +1,82 @@
-"""Element-wise kernel masks shared by every weight-masked layer."""
+"""`WeightMaskedMixin`: the weight-sparsity spelling of the masked layers.
 
-import keras
-import numpy as np
-from keras import ops
+The masked layers (`keras_neuronprune.layers.MaskedDense`, ...) carry both
+channel masks and an optional kernel mask (`MaskedLayerMixin`). The
+`WeightMasked*` classes are those layers with the kernel mask always on and
+no channel masks: the layers `prune_weights` swaps in, whose variables and
+config are what earlier releases saved, so their `.keras` files still load.
+"""
 
-KERNEL_MASK = "kernel_mask"
-MASK_SCORE = "kernel_mask_score"
-MASK_PENALTY = "mask_penalty"
-MASK_FROZEN = "mask_frozen"
-_EPSILON = 1e-12
+from collections.abc import Mapping
+
+from keras_neuronprune.layers._kernel_mask import KERNEL_MASK  # noqa: F401
+from keras_neuronprune.layers._kernel_mask import MASK_FROZEN  # noqa: F401
+from keras_neuronprune.layers._kernel_mask import MASK_PENALTY  # noqa: F401
+from keras_neuronprune.layers._kernel_mask import MASK_SCORE  # noqa: F401
+from keras_neuronprune.layers._kernel_mask import make_mask_ste  # noqa: F401
+from keras_neuronprune.layers._masking import MaskedLayerMixin
+from keras_neuronprune.layers._registry import masked_layer_specs
+
+# masked class -> its WeightMasked* spelling (filled by __init_subclass__).
+_WEIGHT_MASKED = {}
 
 
-def _step(x):
-    return ops.cast(ops.greater(x, 0.0), x.dtype)
+class WeightMaskedMixin(MaskedLayerMixin):
+    """A masked layer with only an element mask on its kernel.
 
+    A subclass lists the mixin first and a masked layer second (e.g.
+    `class WeightMaskedDense(WeightMaskedMixin, MaskedDense)`). It takes
+    every argument of the Keras layer plus the kernel-mask options of
+    `MaskedLayerMixin` (`learned_mask`, `mask_init`, `mask_penalty`,
+    `normalize_mask_gradients`), and computes exactly what the Keras layer
+    computes with the kernel `kernel * mask`.
+    `keras_neuronprune.sparsity.prune_weights` creates these layers and its
+    controller updates the masks;
+    `keras_neuronprune.sparsity.strip_weight_pruning` turns them back into
+    plain Keras layers with exact zeros.
 
-def make_mask_ste(reduce_axes, normalize):
-    """Unit step with a straight-through gradient plus a count penalty.
+    Example:
+    ```python
+    layer = keras_neuronprune.sparsity.layers.WeightMaskedDense(units=64)
+    ```
 
-    Forward: `step(score)`. Backward: the identity straight-through
-    estimator `dL/dscore := dL/dM`, optionally divided, for every output
-    feature (neuron or filter), by the root mean square of that feature's
-    incoming mask gradients, plus `penalty`: the gradient of
-    `penalty * sum(step(score))` under the identity estimator. The RMS is
-    this library's choice for the per-feature normalisation of Sparse
-    Connectivity Learning, whose exact form is unpublished; it keeps the
-    sign and relative size of a feature's gradients and gives every
-    feature a gradient scale of 1, so `penalty` is measured in that unit.
+    Reference:
+        Han et al., "Learning both Weights and Connections for Efficient
+        Neural Networks", arXiv:1506.02626 (kernel x mask formulation).
     """
 
-    @ops.custom_gradient
-    def mask_ste(score, penalty):
-        def grad(*args, upstream=None):
-            if upstream is None:
-                (upstream,) = args
-            if normalize:
-                rms = ops.sqrt(
-                    ops.mean(
-                        ops.square(upstream), axis=reduce_axes, keepdims=True
-                    )
-                )
-                upstream = upstream / (rms + _EPSILON)
-            return upstream + penalty, ops.zeros_like(penalty)
+    use_channel_masks = False
+    kernel_mask_default = True
 
-        return _step(score), grad
-
-    return mask_ste
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        for base in cls.__bases__:
+            if base is not WeightMaskedMixin:
+                _WEIGHT_MASKED.setdefault(base, cls)
 
 
-class WeightMaskedMixin:
-    """Adds an element mask on the kernel of a Keras layer.
+class _WeightMaskedClasses(Mapping):
+    """`{keras_layer_class: WeightMasked* class}`, read from the registry."""
 
-    A subclass lists the mixin first and a Keras layer second (e.g.
-    `class WeightMaskedDense(WeightMaskedMixin, keras.layers.Dense)`) and
-    sets `parent_class` (the Keras layer it extends) and
-    `num_output_axes` (how many trailing kernel axes index an output
-    feature: 1 for Dense and Conv, 2 for depthwise kernels). It implements
-    `_masked_call(inputs, kernel)`, the parent's forward pass with the given
-    kernel.
+    def _table(self):
+        return {
+            layer_class: _WEIGHT_MASKED[spec.masked_class]
+            for layer_class, spec in masked_layer_specs().items()
+            if spec.masked_class in _WEIGHT_MASKED
+        }
 
-    Fixed masks (`learned_mask=False`, used by magnitude, SNIP, RigL, ISS-P
-    and NNrelief) are one non-trainable variable `kernel_mask` of the
-    kernel's shape, 1 = keep and 0 = pruned; the forward pass uses
-    `kernel * kernel_mask`. Learned masks (`learned_mask=True`, Sparse
-    Connectivity Learning) add a trainable real-valued score `m`
-    (`kernel_mask_score`), the binary mask being `step(m)` with a
-    straight-through gradient, a non-trainable connection-count penalty
-    weight and a non-trainable `mask_frozen` flag; once frozen the layer
-    uses `kernel_mask` like a fixed-mask layer.
+    def __getitem__(self, layer_class):
+        return self._table()[layer_class]
 
-    All these variables are layer weights: they are saved by `model.save`
-    and `save_weights` and restored by `BackupAndRestore`.
-    """
+    def __iter__(self):
+        return iter(self._table())
 
-    parent_class = None
-    num_output_axes = 1
+    def __len__(self):
+        return len(self._table())
 
-    def __init__(
-        self,
-        *args,
-        learned_mask=False,
-        mask_init=0.05,
-        mask_penalty=0.0,
-        normalize_mask_gradients=True,
-        **kwargs,
-    ):
-        if kwargs.get("lora_rank"):
-            raise ValueError(
-                f"{type(self).__name__} does not support LoRA. "
-                f"Received: lora_rank={kwargs['lora_rank']!r}"
-            )
-        super().__init__(*args, **kwargs)
-        self.learned_mask = bool(learned_mask)
-        self.mask_init = float(mask_init)
-        self.mask_penalty = float(mask_penalty)
-        self.normalize_mask_gradients = bool(normalize_mask_gradients)
-
-    def build(self, input_shape):
-        super().build(input_shape)
-        shape = tuple(self.kernel_variable.shape)
-        self.kernel_mask = self.add_weight(
-            name=KERNEL_MASK,
-            shape=shape,
-            initializer="ones",
-            trainable=False,
-        )
-        if self.learned_mask:
-            self.kernel_mask_score = self.add_weight(
-                name=MASK_SCORE,
-                shape=shape,
-                initializer=keras.initializers.Constant(self.mask_init),
-                trainable=True,
-            )
-            self.mask_penalty_weight = self.add_weight(
-                name=MASK_PENALTY,
-                shape=(),
-                initializer=keras.initializers.Constant(self.mask_penalty),
-                trainable=False,
-            )
-            self.mask_frozen = self.add_weight(
-                name=MASK_FROZEN,
-                shape=(),
-                initializer="zeros",
-                trainable=False,
-            )
-            reduce_axes = tuple(range(len(shape) - self.num_output_axes))
-            self._mask_ste = make_mask_ste(
-                reduce_axes, self.normalize_mask_gradients
-            )
-
-    @property
-    def kernel_variable(self):
-        """The raw (unmasked) kernel variable."""
-        kernel = self.__dict__.get("_kernel")
-        if kernel is None:
-            kernel = self.__dict__.get("kernel")
-        if kernel is None:
-            kernel = getattr(self, "_kernel", None)
-        return kernel
-
-    def effective_mask(self):
-        """The mask the forward pass multiplies the kernel with (a tensor)."""
-        mask = ops.convert_to_tensor(self.kernel_mask)
-        if not self.learned_mask:
-            return mask
-        # `ops.copy` reads the variables into tensors: a custom gradient
-        # must not see variables among its inputs.
-        score = ops.copy(self.kernel_mask_score)
-        frozen = ops.cast(ops.copy(self.mask_frozen), mask.dtype)
-        penalty = ops.copy(self.mask_penalty_weight)
-        learned = self._mask_ste(score, penalty * (1.0 - frozen))
-        return frozen * mask + (1.0 - frozen) * ops.cast(learned, mask.dtype)
-
-    def current_mask(self):
-        """The binary mask in effect now, as a NumPy array."""
-        if self.learned_mask and float(self.mask_frozen.numpy()) < 0.5:
-            return (np.asarray(self.kernel_mask_score.numpy()) > 0).astype(
-                "float32"
-            )
-        return np.asarray(self.kernel_mask.numpy(), dtype="float32")
-
-    def masked_kernel(self):
-        """`kernel * mask` as a NumPy array (the weights actually used)."""
-        kernel = np.asarray(self.kernel_variable.numpy())
-        return kernel * self.current_mask().astype(kernel.dtype)
-
-    def call(self, inputs, *args, **kwargs):
-        kernel = ops.convert_to_tensor(self.kernel_variable)
-        mask = self.effective_mask()
-        kernel = kernel * ops.cast(mask, kernel.dtype)
-        return self._masked_call(inputs, kernel)
-
-    def _masked_call(self, inputs, kernel):
-        raise NotImplementedError
-
-    def _bias_and_activation(self, outputs, channel_count):
-        if self.bias is not None:
-            if getattr(self, "data_format", "channels_last") == (
-                "channels_first"
-            ):
-                shape = (1, channel_count) + (1,) * (len(outputs.shape) - 2)
-            else:
-                shape = (1,) * (len(outputs.shape) - 1) + (channel_count,)
-            outputs = ops.add(outputs, ops.reshape(self.bias, shape))
-        if self.activation is not None:
-            outputs = self.activation(outputs)
-        return outputs
-
-    # Dense and BaseConv save only kernel and bias; the generic Layer
-    # implementation saves every variable, masks included.
-    def save_own_variables(self, store):
-        keras.layers.Layer.save_own_variables(self, store)
-
-    def load_own_variables(self, store):
-        keras.layers.Layer.load_own_variables(self, store)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "learned_mask": self.learned_mask,
-                "mask_init": self.mask_init,
-                "mask_penalty": self.mask_penalty,
-                "normalize_mask_gradients": self.normalize_mask_gradients,
-            }
-        )
-        return config
-
-    def parent_config(self):
-        """The config of the equivalent plain Keras layer."""
-        config = self.get_config()
-        for key in (
-            "learned_mask",
-            "mask_init",
-            "mask_penalty",
-            "normalize_mask_gradients",
-        ):
-            config.pop(key, None)
-        return config
+    def __repr__(self):
+        return repr(self._table())
 
 
-def conv_masked_call(layer, inputs, kernel):
-    """Forward pass of a Keras `Conv1D/2D/3D` with a given kernel."""
-    padding = layer.padding
-    if padding == "causal":
-        inputs = ops.pad(inputs, layer._compute_causal_padding())
-        padding = "valid"
-    outputs = ops.conv(
-        inputs,
-        kernel,
-        strides=list(layer.strides),
-        padding=padding,
-        dilation_rate=layer.dilation_rate,
-        data_format=layer.data_format,
-    )
-    return layer._bias_and_activation(outputs, layer.filters)
-
-
-def depthwise_masked_call(layer, inputs, kernel):
-    """Forward pass of a Keras `DepthwiseConv1D/2D` with a given kernel."""
-    outputs = ops.depthwise_conv(
-        inputs,
-        kernel,
-        strides=layer.strides,
-        padding=layer.padding,
-        dilation_rate=layer.dilation_rate,
-        data_format=layer.data_format,
-    )
-    channels = int(kernel.shape[-2]) * int(kernel.shape[-1])
-    return layer._bias_and_activation(outputs, channels)
+# The layers weight sparsity swaps in, keyed by the exact Keras class.
+WEIGHT_MASKED_CLASSES = _WeightMaskedClasses()

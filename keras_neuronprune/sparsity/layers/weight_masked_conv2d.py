@@ -1,55 +1,13 @@
-"""`WeightMaskedConv2D`: `Conv2D` with a kernel mask."""
+"""`WeightMaskedConv2D`: weight-sparsity `MaskedConv2D`."""
 
 import keras
 
+from keras_neuronprune.layers.masked_conv2d import MaskedConv2D
 from keras_neuronprune.sparsity.layers.base_weight_masked import (
     WeightMaskedMixin,
-)
-from keras_neuronprune.sparsity.layers.base_weight_masked import (
-    conv_masked_call,
 )
 
 
 @keras.saving.register_keras_serializable(package="keras_neuronprune")
-class WeightMaskedConv2D(WeightMaskedMixin, keras.layers.Conv2D):
-    """A `keras.layers.Conv2D` whose kernel is multiplied by a mask.
-
-    It takes every argument of `keras.layers.Conv2D` plus the mask
-    options below, and computes exactly what `Conv2D` computes with the
-    kernel `kernel * mask`. The mask is a non-trainable weight
-    (`kernel_mask`, 1 = keep, 0 = pruned) that
-    `keras_neuronprune.sparsity.prune_weights` creates and its controller
-    updates; with `learned_mask=True` the mask is learned instead
-    (`step(kernel_mask_score)` with a straight-through gradient, see
-    `WeightMaskedMixin`). `keras_neuronprune.sparsity.strip_weight_pruning`
-    turns it back into a plain `Conv2D` with exact zeros.
-
-    Args:
-        learned_mask: learn the mask (Sparse Connectivity Learning) instead
-            of holding a fixed one.
-        mask_init: initial value of the learned mask scores (a connection
-            is kept while its score is > 0).
-        mask_penalty: initial weight of the connection-count penalty
-            (its gradient is added to the mask scores') when
-            `learned_mask=True`.
-        normalize_mask_gradients: divide the mask-score gradients of every
-            output feature by their root mean square.
-        **kwargs: the arguments of `keras.layers.Conv2D`.
-
-    Example:
-    ```python
-    layer = keras_neuronprune.sparsity.layers.WeightMaskedConv2D(
-        filters=16, kernel_size=3
-    )
-    ```
-
-    Reference:
-        Han et al., "Learning both Weights and Connections for Efficient
-        Neural Networks", arXiv:1506.02626 (kernel x mask formulation).
-    """
-
-    parent_class = keras.layers.Conv2D
-    num_output_axes = 1
-
-    def _masked_call(self, inputs, kernel):
-        return conv_masked_call(self, inputs, kernel)
+class WeightMaskedConv2D(WeightMaskedMixin, MaskedConv2D):
+    """`MaskedConv2D` with a kernel mask only (`WeightMaskedMixin`)."""

@@ -1,55 +1,13 @@
-"""`WeightMaskedConv3D`: `Conv3D` with a kernel mask."""
+"""`WeightMaskedConv3D`: weight-sparsity `MaskedConv3D`."""
 
 import keras
 
+from keras_neuronprune.layers.masked_conv3d import MaskedConv3D
 from keras_neuronprune.sparsity.layers.base_weight_masked import (
     WeightMaskedMixin,
-)
-from keras_neuronprune.sparsity.layers.base_weight_masked import (
-    conv_masked_call,
 )
 
 
 @keras.saving.register_keras_serializable(package="keras_neuronprune")
-class WeightMaskedConv3D(WeightMaskedMixin, keras.layers.Conv3D):
-    """A `keras.layers.Conv3D` whose kernel is multiplied by a mask.
-
-    It takes every argument of `keras.layers.Conv3D` plus the mask
-    options below, and computes exactly what `Conv3D` computes with the
-    kernel `kernel * mask`. The mask is a non-trainable weight
-    (`kernel_mask`, 1 = keep, 0 = pruned) that
-    `keras_neuronprune.sparsity.prune_weights` creates and its controller
-    updates; with `learned_mask=True` the mask is learned instead
-    (`step(kernel_mask_score)` with a straight-through gradient, see
-    `WeightMaskedMixin`). `keras_neuronprune.sparsity.strip_weight_pruning`
-    turns it back into a plain `Conv3D` with exact zeros.
-
-    Args:
-        learned_mask: learn the mask (Sparse Connectivity Learning) instead
-            of holding a fixed one.
-        mask_init: initial value of the learned mask scores (a connection
-            is kept while its score is > 0).
-        mask_penalty: initial weight of the connection-count penalty
-            (its gradient is added to the mask scores') when
-            `learned_mask=True`.
-        normalize_mask_gradients: divide the mask-score gradients of every
-            output feature by their root mean square.
-        **kwargs: the arguments of `keras.layers.Conv3D`.
-
-    Example:
-    ```python
-    layer = keras_neuronprune.sparsity.layers.WeightMaskedConv3D(
-        filters=16, kernel_size=3
-    )
-    ```
-
-    Reference:
-        Han et al., "Learning both Weights and Connections for Efficient
-        Neural Networks", arXiv:1506.02626 (kernel x mask formulation).
-    """
-
-    parent_class = keras.layers.Conv3D
-    num_output_axes = 1
-
-    def _masked_call(self, inputs, kernel):
-        return conv_masked_call(self, inputs, kernel)
+class WeightMaskedConv3D(WeightMaskedMixin, MaskedConv3D):
+    """`MaskedConv3D` with a kernel mask only (`WeightMaskedMixin`)."""
