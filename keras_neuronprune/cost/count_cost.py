@@ -6,13 +6,13 @@ import warnings
 
 import keras
 
-from keras_neuronprune.cost.flops_registry import get_flops_rule
-from keras_neuronprune.cost.flops_rules import UndefinedShapeError
-from keras_neuronprune.cost.flops_rules import UnknownActivationError
-from keras_neuronprune.cost.flops_rules import channel_axis
 from keras_neuronprune.cost.layer_cost import LayerCost
 from keras_neuronprune.cost.model_cost import ModelCost
 from keras_neuronprune.graph import _keras_graph as _shapes
+from keras_neuronprune.graph.flops_formulas import UndefinedShapeError
+from keras_neuronprune.graph.flops_formulas import UnknownActivationError
+from keras_neuronprune.graph.flops_formulas import channel_axis
+from keras_neuronprune.graph.handlers import layer_flops
 
 
 def count_cost(model, input_shape=None):
@@ -80,22 +80,21 @@ def count_cost(model, input_shape=None):
                 params += math.prod(weight.shape)
         ins = [_batch_one(s) for s in site.input_shapes]
         outs = [_batch_one(s) for s in site.output_shapes]
-        rule = get_flops_rule(op)
         flops = None
-        if rule is None:
+        try:
+            flops = layer_flops(op, ins, outs)
+        except UnknownActivationError as e:
+            missing[f"activation {e}"].append(name)
+        except UndefinedShapeError as e:
+            raise ValueError(
+                "count_cost needs fully defined shapes, but layer "
+                f"{name!r} has undefined dimensions: inputs {ins}, "
+                f"outputs {outs} (batch shown as 1). Pass the input "
+                "size, e.g. count_cost(model, input_shape=(224, 224, 3))."
+            ) from e
+        if flops is NotImplemented:
             missing[type(op).__name__].append(name)
-        else:
-            try:
-                flops = rule(op, ins, outs)
-            except UnknownActivationError as e:
-                missing[f"activation {e}"].append(name)
-            except UndefinedShapeError as e:
-                raise ValueError(
-                    "count_cost needs fully defined shapes, but layer "
-                    f"{name!r} has undefined dimensions: inputs {ins}, "
-                    f"outputs {outs} (batch shown as 1). Pass the input "
-                    "size, e.g. count_cost(model, input_shape=(224, 224, 3))."
-                ) from e
+            flops = None
         if flops is None:
             uncounted.append(name)
             flops = 0
@@ -121,8 +120,9 @@ def count_cost(model, input_shape=None):
         )
         warnings.warn(
             "count_cost: no FLOP rule for some layers, counted as 0 FLOPs "
-            f"({detail}). Register one with "
-            "keras_neuronprune.cost.register_flops_rule.",
+            f"({detail}). Give them with the layer's handler: "
+            "keras_neuronprune.register_layer_handler(layer_class, "
+            "handler.with_flops(rule)).",
             stacklevel=2,
         )
     total_params = _count_params(model, counted_weights, rows)

@@ -1,18 +1,52 @@
-"""Registry of FLOP rules, looked up through the class hierarchy."""
+"""Deprecated FLOP-rule registration, kept as a front of the layer handlers.
+
+A layer's FLOPs come from its layer handler
+(`keras_neuronprune.register_layer_handler`, `LayerHandler.with_flops`);
+`register_flops_rule` registers a handler that gives only FLOPs.
+"""
+
+import warnings
 
 import keras
 
-from keras_neuronprune.cost.flops_rules import BUILTIN_RULES
+from keras_neuronprune.graph.handlers import LayerHandler
+from keras_neuronprune.graph.handlers import register_layer_handler
+from keras_neuronprune.graph.handlers import registered_flops_handler
+from keras_neuronprune.graph.handlers import set_flops_handler
 
-_USER_RULES = {}
-_VERSION = [0]
+
+class _FlopsRuleHandler(LayerHandler):
+    """A handler made by `register_flops_rule`: FLOPs only.
+
+    Remembers the FLOPs handler it replaced, which `unregister_flops_rule`
+    puts back.
+    """
+
+    def __init__(self, rule, replaced, replaced_user):
+        self.flops_rule = rule
+        self.replaced = replaced
+        self.replaced_user = replaced_user
+
+
+def _warn(name):
+    warnings.warn(
+        f"`keras_neuronprune.cost.{name}` is deprecated: give the FLOPs "
+        "with the layer's handler, keras_neuronprune.register_layer_handler("
+        "layer_class, handler.with_flops(rule)) (a bare "
+        "keras_neuronprune.graph.LayerHandler() for FLOPs only).",
+        DeprecationWarning,
+        stacklevel=3,
+    )
 
 
 def register_flops_rule(layer_class, rule):
-    """Registers the FLOP formula used by `count_cost` for a layer class.
+    """Deprecated: registers the FLOP formula of a layer class.
 
-    The rule applies to `layer_class` and its subclasses (unless a subclass
-    has its own rule) and takes precedence over the built-in rules.
+    Use `keras_neuronprune.register_layer_handler(layer_class,
+    LayerHandler().with_flops(rule))` (or give the rule to the handler that
+    describes the layer's channels). The rule applies to `layer_class` and
+    its subclasses (unless a subclass has its own) and replaces the
+    class's built-in FLOPs until `unregister_flops_rule`.
 
     Args:
         layer_class: a subclass of `keras.Operation` (usually of
@@ -29,16 +63,15 @@ def register_flops_rule(layer_class, rule):
     Example:
 
     ```python
-    class Scale(keras.layers.Layer):
-        def call(self, x):
-            return 2.0 * x
-
     def scale_flops(layer, input_shapes, output_shapes):
         return math.prod(output_shapes[0])
 
+    # Deprecated spelling of
+    # register_layer_handler(Scale, LayerHandler().with_flops(scale_flops))
     keras_neuronprune.cost.register_flops_rule(Scale, scale_flops)
     ```
     """
+    _warn("register_flops_rule")
     if not (
         isinstance(layer_class, type)
         and issubclass(layer_class, keras.Operation)
@@ -49,64 +82,19 @@ def register_flops_rule(layer_class, rule):
         )
     if not callable(rule):
         raise TypeError(f"`rule` must be callable. Received: rule={rule!r}")
-    _USER_RULES[layer_class] = rule
-    _VERSION[0] += 1
+    current, user = registered_flops_handler(layer_class)
+    if isinstance(current, _FlopsRuleHandler):
+        current, user = current.replaced, current.replaced_user
+    register_layer_handler(layer_class, _FlopsRuleHandler(rule, current, user))
 
 
 def unregister_flops_rule(layer_class):
-    """Removes a rule added with `register_flops_rule` (no-op if absent)."""
-    _USER_RULES.pop(layer_class, None)
-    _VERSION[0] += 1
+    """Deprecated: removes a rule added with `register_flops_rule`.
 
-
-def has_user_rule(operation):
-    """Whether a `register_flops_rule` rule covers `operation`'s class.
-
-    A custom layer with its own FLOP rule is costed by that rule instead
-    of being traced into its sublayers.
+    A no-op if the class has none; the class's FLOPs are then those it had
+    before the rule.
     """
-    return any(cls in _USER_RULES for cls in type(operation).__mro__)
-
-
-def registry_version():
-    """A counter that changes whenever a rule is (un)registered."""
-    return _VERSION[0]
-
-
-def _qualified_name(cls):
-    return f"{cls.__module__}.{cls.__qualname__}"
-
-
-def get_flops_rule(operation):
-    """Returns the FLOP rule for `operation`, or None if there is none.
-
-    Walks `type(operation).__mro__`; at each class a user rule wins over
-    the `flops` of the layer handler registered for that class
-    (`keras_neuronprune.register_layer_handler`), which wins over a
-    built-in rule, so the most specific class decides.
-    """
-    for cls in type(operation).__mro__:
-        rule = _USER_RULES.get(cls)
-        if rule is None:
-            rule = _handler_rule(cls)
-        if rule is None:
-            rule = BUILTIN_RULES.get(cls)
-        if rule is None:
-            rule = BUILTIN_RULES.get(_qualified_name(cls))
-        if rule is not None:
-            return rule
-        if cls is keras.layers.Layer or cls is keras.Operation:
-            return None
-    return None
-
-
-def _handler_rule(cls):
-    # One extension point: a LayerHandler that describes a layer's channels
-    # may also give its FLOPs (`LayerHandler.flops`).
-    from keras_neuronprune.graph.handlers import LayerHandler
-    from keras_neuronprune.graph.handlers import registered_handler
-
-    handler = registered_handler(cls)
-    if handler is None or type(handler).flops is LayerHandler.flops:
-        return None
-    return handler.flops
+    _warn("unregister_flops_rule")
+    current, _ = registered_flops_handler(layer_class)
+    if isinstance(current, _FlopsRuleHandler):
+        set_flops_handler(layer_class, current.replaced, current.replaced_user)

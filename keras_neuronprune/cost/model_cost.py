@@ -32,7 +32,7 @@ class ModelCost:
             counts 2).
         layers: tuple of `LayerCost`, one per layer call, in graph order.
         uncounted: names of layers with no FLOP rule (counted as 0 FLOPs);
-            register one with `keras_neuronprune.cost.register_flops_rule`.
+            give them with `keras_neuronprune.register_layer_handler`.
     """
 
     name: str

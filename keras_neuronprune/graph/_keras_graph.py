@@ -130,7 +130,7 @@ def _is_custom_layer(op):
 
 
 def _should_trace(op):
-    from keras_neuronprune.cost.flops_registry import has_user_rule
+    from keras_neuronprune.graph.handlers import costed_by_user as has_user_rule
     from keras_neuronprune.graph.handlers import get_handler
 
     return (
@@ -141,7 +141,7 @@ def _should_trace(op):
 
 
 def _registry_version():
-    from keras_neuronprune.cost.flops_registry import registry_version as a
+    from keras_neuronprune.graph.handlers import registry_version as a
     from keras_neuronprune.graph.handlers import registry_version as b
 
     return (a(), b())

@@ -25,9 +25,11 @@ import weakref
 import numpy as np
 
 from keras_neuronprune.graph import _keras_graph as kg
+from keras_neuronprune.graph import flops_formulas as ff
 from keras_neuronprune.graph.dependency_graph import channel_count
 from keras_neuronprune.graph.handlers import LayerHandler
-from keras_neuronprune.graph.handlers import register_layer_handler
+from keras_neuronprune.graph.handlers import register_builtin_handler
+from keras_neuronprune.utils.validation import check_choice
 
 INTERNAL = "internal"
 HEADS = -1
@@ -97,12 +99,7 @@ class MultiHeadAttentionHandler(LayerHandler):
     weight_names = ("kernel", "bias")
 
     def __init__(self, prune="heads", trusted_classes=()):
-        if prune not in PRUNE_MODES:
-            raise ValueError(
-                f"`prune` must be one of {PRUNE_MODES}. Received: "
-                f"prune={prune!r}"
-            )
-        self.prune = prune
+        self.prune = check_choice(prune, "prune", PRUNE_MODES)
         self.trusted_classes = tuple(trusted_classes)
 
     def _trusted(self, layer):
@@ -224,6 +221,7 @@ def _argument_roles(layer, site):
     return {"query": query, "value": value, "key": key}
 
 
-register_layer_handler(
-    kg.keras.layers.MultiHeadAttention, MultiHeadAttentionHandler()
+register_builtin_handler(
+    kg.keras.layers.MultiHeadAttention,
+    MultiHeadAttentionHandler().with_flops(ff.multi_head_attention_flops),
 )

@@ -9,9 +9,10 @@ reason) to turn the call into a barrier.
 import numpy as np
 
 from keras_neuronprune.graph import _keras_graph as kg
+from keras_neuronprune.graph import flops_formulas as ff
 from keras_neuronprune.graph.dependency_graph import channel_count
 from keras_neuronprune.graph.handlers import LayerHandler
-from keras_neuronprune.graph.handlers import register_layer_handler
+from keras_neuronprune.graph.handlers import register_builtin_handler
 from keras_neuronprune.graph.handlers import take
 from keras_neuronprune.graph.handlers import zero
 
@@ -623,94 +624,119 @@ class LayerScaleHandler(ChannelwiseHandler):
         return config, weights
 
 
-def _register_all():
-    channelwise = ChannelwiseHandler()
-    for cls in (
-        layers.ReLU, layers.LeakyReLU, layers.ELU, layers.Dropout,
-        layers.SpatialDropout1D, layers.SpatialDropout2D,
-        layers.SpatialDropout3D, layers.GaussianNoise, layers.GaussianDropout,
-        layers.AlphaDropout, layers.ActivityRegularization, layers.Identity,
-        layers.MaxPooling1D, layers.MaxPooling2D, layers.MaxPooling3D,
-        layers.AveragePooling1D, layers.AveragePooling2D,
-        layers.AveragePooling3D, layers.GlobalMaxPooling1D,
-        layers.GlobalMaxPooling2D, layers.GlobalMaxPooling3D,
-        layers.GlobalAveragePooling1D, layers.GlobalAveragePooling2D,
-        layers.GlobalAveragePooling3D, layers.ZeroPadding1D,
-        layers.ZeroPadding2D, layers.ZeroPadding3D, layers.Cropping1D,
-        layers.Cropping2D, layers.Cropping3D, layers.UpSampling1D,
-        layers.UpSampling2D, layers.UpSampling3D, layers.RepeatVector,
-        layers.Resizing,
-    ):  # fmt: skip
-        register_layer_handler(cls, channelwise)
-    register_layer_handler(
-        layers.Activation, ChannelwiseHandler(check_activation=True)
-    )
-    register_layer_handler(
-        layers.PReLU, ChannelwiseHandler(per_channel_weights=("alpha",))
-    )
-    register_layer_handler(
-        layers.BatchNormalization,
-        AxisParamHandler(("gamma", "beta", "moving_mean", "moving_variance")),
-    )
+_BN_WEIGHTS = ("gamma", "beta", "moving_mean", "moving_variance")
+
+
+def _layer_table():
+    """Rows `(handler, FLOP rule or None, layer classes)`.
+
+    A row's classes share one handler that carries the row's rule. A
+    `LayerHandler()` row gives only FLOPs: for the graph those layers stay
+    barriers. A row without a rule leaves the FLOPs to the base class
+    (BoundedBatchNormalization is costed as a BatchNormalization).
+    """
     from keras_neuronprune.layers.bounded_batch_normalization import (
         BoundedBatchNormalization,
     )
 
-    # Models built with RNI's bounded BatchNorm from the start.
-    register_layer_handler(
-        BoundedBatchNormalization,
-        AxisParamHandler(
-            ("gamma", "beta", "moving_mean", "moving_variance", "channel_mask")
-        ),
-    )
-    register_layer_handler(
-        layers.LayerNormalization,
-        AxisParamHandler(("gamma", "beta"), normalises_channels=True),
-    )
-    register_layer_handler(
-        layers.UnitNormalization,
-        AxisParamHandler((), normalises_channels=True),
-    )
-    register_layer_handler(
-        layers.Normalization, AxisParamHandler(("mean", "variance", "count"))
-    )
-    register_layer_handler(
-        layers.GroupNormalization, GroupNormalizationHandler()
-    )
-    register_layer_handler(layers.Softmax, SoftmaxHandler())
-    register_layer_handler(layers.Rescaling, RescalingHandler())
-    for cls in (layers.Conv1D, layers.Conv2D, layers.Conv3D):
-        register_layer_handler(cls, ConvHandler())
-    for cls in (
-        layers.Conv1DTranspose,
-        layers.Conv2DTranspose,
-        layers.Conv3DTranspose,
-    ):
-        register_layer_handler(cls, ConvTransposeHandler())
-    for cls in (layers.DepthwiseConv1D, layers.DepthwiseConv2D):
-        register_layer_handler(cls, DepthwiseHandler())
-    for cls in (layers.SeparableConv1D, layers.SeparableConv2D):
-        register_layer_handler(cls, SeparableHandler())
-    register_layer_handler(layers.Dense, DenseHandler())
-    register_layer_handler(layers.EinsumDense, EinsumDenseHandler())
-    merge = MergeHandler()
-    for cls in (
-        layers.Add, layers.Subtract, layers.Multiply, layers.Average,
-        layers.Maximum, layers.Minimum,
-    ):  # fmt: skip
-        register_layer_handler(cls, merge)
-    register_layer_handler(layers.Concatenate, ConcatenateHandler())
-    register_layer_handler(layers.Flatten, FlattenHandler())
-    register_layer_handler(layers.Reshape, ReshapeHandler())
-    register_layer_handler(layers.Permute, PermuteHandler())
+    L = layers
     helpers = kg.applications_helper_layers()
-    register_layer_handler(helpers["LayerScale"], LayerScaleHandler())
-    register_layer_handler(helpers["StochasticDepth"], channelwise)
-    register_layer_handler(helpers["CustomScaleLayer"], merge)
-    for op in kg.elementwise_binary_ops():
-        register_layer_handler(op, merge)
-    for op in kg.elementwise_unary_ops():
-        register_layer_handler(op, channelwise)
+    channelwise = ChannelwiseHandler()
+    merge = MergeHandler()
+    flops_only = LayerHandler()
+    return (
+        (channelwise, ff.zero_flops, (
+            L.ReLU, L.LeakyReLU, L.ELU, L.Dropout, L.SpatialDropout1D,
+            L.SpatialDropout2D, L.SpatialDropout3D, L.GaussianNoise,
+            L.GaussianDropout, L.AlphaDropout, L.ActivityRegularization,
+            L.Identity, L.ZeroPadding1D, L.ZeroPadding2D, L.ZeroPadding3D,
+            L.Cropping1D, L.Cropping2D, L.Cropping3D, L.UpSampling1D,
+            L.UpSampling2D, L.UpSampling3D, L.RepeatVector, L.Resizing,
+            helpers["StochasticDepth"],
+        )),
+        (channelwise, ff.pooling_flops, (
+            L.MaxPooling1D, L.MaxPooling2D, L.MaxPooling3D,
+            L.AveragePooling1D, L.AveragePooling2D, L.AveragePooling3D,
+        )),
+        (channelwise, ff.global_pooling_flops, (
+            L.GlobalMaxPooling1D, L.GlobalMaxPooling2D, L.GlobalMaxPooling3D,
+            L.GlobalAveragePooling1D, L.GlobalAveragePooling2D,
+            L.GlobalAveragePooling3D,
+        )),
+        (ChannelwiseHandler(check_activation=True), ff.activation_layer_flops,
+         (L.Activation,)),
+        (ChannelwiseHandler(per_channel_weights=("alpha",)), ff.prelu_flops,
+         (L.PReLU,)),
+        (AxisParamHandler(_BN_WEIGHTS), ff.batch_normalization_flops,
+         (L.BatchNormalization,)),
+        # Models built with RNI's bounded BatchNorm from the start.
+        (AxisParamHandler(_BN_WEIGHTS + ("channel_mask",)), None,
+         (BoundedBatchNormalization,)),
+        (AxisParamHandler(("gamma", "beta"), normalises_channels=True),
+         ff.layer_normalization_flops, (L.LayerNormalization,)),
+        (AxisParamHandler((), normalises_channels=True),
+         ff.unit_normalization_flops, (L.UnitNormalization,)),
+        (AxisParamHandler(("mean", "variance", "count")), ff.two_per_element,
+         (L.Normalization,)),
+        (GroupNormalizationHandler(), ff.group_normalization_flops,
+         (L.GroupNormalization,)),
+        (SoftmaxHandler(), ff.softmax_flops, (L.Softmax,)),
+        (RescalingHandler(), ff.two_per_element, (L.Rescaling,)),
+        (ConvHandler(), ff.conv_flops, (L.Conv1D, L.Conv2D, L.Conv3D)),
+        (ConvTransposeHandler(), ff.conv_transpose_flops,
+         (L.Conv1DTranspose, L.Conv2DTranspose, L.Conv3DTranspose)),
+        (DepthwiseHandler(), ff.depthwise_conv_flops,
+         (L.DepthwiseConv1D, L.DepthwiseConv2D)),
+        (SeparableHandler(), ff.separable_conv_flops,
+         (L.SeparableConv1D, L.SeparableConv2D)),
+        (DenseHandler(), ff.dense_flops, (L.Dense,)),
+        (EinsumDenseHandler(), ff.einsum_dense_flops, (L.EinsumDense,)),
+        (merge, ff.merge_flops,
+         (L.Add, L.Subtract, L.Multiply, L.Maximum, L.Minimum)),
+        (merge, ff.average_flops, (L.Average,)),
+        (merge, ff.custom_scale_flops, (helpers["CustomScaleLayer"],)),
+        (ConcatenateHandler(), ff.zero_flops, (L.Concatenate,)),
+        (FlattenHandler(), ff.zero_flops, (L.Flatten,)),
+        (ReshapeHandler(), ff.zero_flops, (L.Reshape,)),
+        (PermuteHandler(), ff.zero_flops, (L.Permute,)),
+        (LayerScaleHandler(), ff.layer_scale_flops, (helpers["LayerScale"],)),
+        (flops_only, ff.zero_flops, (
+            L.InputLayer, L.CenterCrop, L.Masking, L.Embedding,
+            L.StringLookup, L.IntegerLookup, L.Hashing, L.HashedCrossing,
+            L.CategoryEncoding, L.Discretization, L.TextVectorization,
+        ) + _augmentation_layers()),
+        (flops_only, ff.global_pooling_flops, (
+            L.AdaptiveAveragePooling1D, L.AdaptiveAveragePooling2D,
+            L.AdaptiveAveragePooling3D, L.AdaptiveMaxPooling1D,
+            L.AdaptiveMaxPooling2D, L.AdaptiveMaxPooling3D,
+        )),
+        (flops_only, ff.rms_normalization_flops, (L.RMSNormalization,)),
+        (flops_only, ff.dot_flops, (L.Dot,)),
+        (flops_only, ff.time_distributed_flops, (L.TimeDistributed,)),
+    )  # fmt: skip
+
+
+def _augmentation_layers():
+    # Data-augmentation layers are the identity at inference.
+    return tuple(
+        getattr(layers, name)
+        for name in dir(layers)
+        if name.startswith("Random")
+        or name in ("AugMix", "CutMix", "MixUp", "RandAugment")
+    )
+
+
+def register_rows(rows):
+    """Registers rows `(handler, FLOP rule or None, classes)` (built-ins)."""
+    for handler, rule, classes in rows:
+        if rule is not None:
+            handler = handler.with_flops(rule)
+        for cls in classes:
+            register_builtin_handler(cls, handler)
+
+
+def _register_all():
+    register_rows(_layer_table())
 
 
 _register_all()

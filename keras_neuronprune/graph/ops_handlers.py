@@ -11,15 +11,18 @@ whose thinned version needs other arguments (a reshape to an explicit
 channel count) is rebuilt by `rebuild_operation`.
 """
 
+import importlib
+
 import numpy as np
 
 from keras_neuronprune.graph import _keras_graph as kg
+from keras_neuronprune.graph import flops_formulas as ff
 from keras_neuronprune.graph.builtin_handlers import ChannelwiseHandler
 from keras_neuronprune.graph.builtin_handlers import ConcatenateHandler
 from keras_neuronprune.graph.builtin_handlers import MergeHandler
+from keras_neuronprune.graph.builtin_handlers import register_rows
 from keras_neuronprune.graph.dependency_graph import channel_count
 from keras_neuronprune.graph.handlers import LayerHandler
-from keras_neuronprune.graph.handlers import register_layer_handler
 
 
 def _members(graph, site):
@@ -303,9 +306,94 @@ class ElementwiseOpHandler(ChannelwiseHandler):
     """A raw op acting on each element (`ops.clip(x, 0, 6)`, `ops.log`)."""
 
 
-def _register_all():
-    ops = kg.shape_ops()
-    handlers = {
+# FLOP rules of the raw ops, by module and class name. A binary keras.ops
+# call is one op per output element, whether its second operand is a
+# tensor or a Python number (`x + 3.0`).
+_OP_FLOPS = (
+    (ff.one_per_element, "numpy", (
+        "Add", "Subtract", "Multiply", "Divide", "TrueDivide", "Maximum",
+        "Minimum", "Power", "Negative", "Log", "Reciprocal",
+    )),
+    (ff.two_per_element, "numpy", ("Clip",)),
+    (ff.matmul_op_flops, "numpy", ("Matmul",)),
+    (ff.global_pooling_flops, "numpy", ("Mean", "Sum")),
+    (ff.zero_flops, "numpy", (
+        "Reshape", "Transpose", "ExpandDims", "Squeeze", "Concatenate",
+        "Stack", "Split", "GetItem", "Take", "Flip", "Roll", "Pad", "Tile",
+        "Repeat", "Ravel", "ZerosLike", "OnesLike", "Tanh", "Exp", "Sqrt",
+        "Abs",
+    )),
+    (ff.zero_flops, "core", ("Cast", "SliceUpdate", "Slice", "StopGradient")),
+)  # fmt: skip
+
+# keras.ops activations recorded as graph nodes, e.g. `keras.ops.relu(x)`.
+_ACTIVATION_OPS = {
+    "Relu": "relu",
+    "Relu6": "relu6",
+    "LeakyRelu": "leaky_relu",
+    "Elu": "elu",
+    "Selu": "selu",
+    "Celu": "celu",
+    "Sigmoid": "sigmoid",
+    "LogSigmoid": "log_sigmoid",
+    "HardSigmoid": "hard_sigmoid",
+    "Silu": "silu",
+    "HardSilu": "hard_silu",
+    "Gelu": "gelu",
+    "Glu": "glu",
+    "Softplus": "softplus",
+    "Softsign": "softsign",
+    "Softmax": "softmax",
+    "LogSoftmax": "log_softmax",
+    "HardTanh": "hard_tanh",
+    "HardShrink": "hard_shrink",
+    "SoftShrink": "soft_shrink",
+    "TanhShrink": "tanh_shrink",
+    "Threshold": "threshold",
+    "Sparsemax": "sparsemax",
+    "SparsePlus": "sparse_plus",
+    "SparseSigmoid": "sparse_sigmoid",
+    "Squareplus": "squareplus",
+}
+
+
+def _ops_classes(module, names):
+    """`{name: class}` of the `keras.ops` classes `keras.src.ops.<module>`
+    defines under those names (private Keras classes, like
+    `_keras_graph.shape_ops`; a name Keras lacks is skipped)."""
+    mod = importlib.import_module(f"keras.src.ops.{module}")
+    found = {}
+    for name in names:
+        cls = getattr(mod, name, None)
+        if (
+            isinstance(cls, type)
+            and cls.__name__ == name
+            and cls.__module__ == mod.__name__
+        ):
+            found[name] = cls
+    return found
+
+
+def _op_rules():
+    """`{op class: FLOP rule}` for the raw ops that have one."""
+    rules = {}
+    for rule, module, names in _OP_FLOPS:
+        for cls in _ops_classes(module, names).values():
+            rules[cls] = rule
+    nn = _ops_classes("nn", _ACTIVATION_OPS)
+    for name, cls in nn.items():
+        rules[cls] = ff.activation_op_rule(_ACTIVATION_OPS[name])
+    return rules
+
+
+def _op_handlers():
+    """`{op class: channel handler}` for the raw ops the graph follows."""
+    merge = MergeHandler()
+    channelwise = ChannelwiseHandler()
+    found = {op: merge for op in kg.elementwise_binary_ops()}
+    found.update({op: channelwise for op in kg.elementwise_unary_ops()})
+    shape_ops = kg.shape_ops()
+    by_name = {
         "Pad": PadOpHandler(),
         "Split": SplitOpHandler(),
         "Concatenate": ConcatenateOpHandler(),
@@ -319,13 +407,28 @@ def _register_all():
     }
     reduce = ReduceOpHandler()
     for name in ("Mean", "Max", "Min", "Sum"):
-        handlers[name] = reduce
+        by_name[name] = reduce
     elementwise = ElementwiseOpHandler()
     for name in ("Clip", "Log", "Reciprocal", "StopGradient"):
-        handlers[name] = elementwise
-    for name, handler in handlers.items():
-        if name in ops:
-            register_layer_handler(ops[name], handler)
+        by_name[name] = elementwise
+    for name, handler in by_name.items():
+        if name in shape_ops:
+            found[shape_ops[name]] = handler
+    return found
+
+
+def _register_all():
+    # One handler copy per (channel handler, rule) pair, shared by its ops;
+    # an op with a rule and no channel handler gets FLOPs only.
+    handlers = _op_handlers()
+    rules = _op_rules()
+    flops_only = LayerHandler()
+    rows = {}
+    for op in list(handlers) + [op for op in rules if op not in handlers]:
+        handler = handlers.get(op, flops_only)
+        rule = rules.get(op)
+        rows.setdefault((id(handler), rule), (handler, rule, []))[2].append(op)
+    register_rows(rows.values())
 
 
 _register_all()
