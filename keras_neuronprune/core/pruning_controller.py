@@ -50,8 +50,17 @@ class PruningController:
         """Returns a dict name -> 1-D numpy array of importances."""
         return {}
 
-    def strip(self, model):
-        """Returns the final plain Keras model (no pruning layers)."""
+    def strip(self, model, check=True):
+        """Returns the final plain Keras model (no pruning layers).
+
+        The one way to strip: `keras_neuronprune.strip_pruning` and the
+        exporters call it.
+
+        Args:
+            model: the `PrunedModel` this controller drives.
+            check: compare the result with `model` on random inputs where
+                stripping can change the outputs, and raise if they differ.
+        """
         raise NotImplementedError
 
 

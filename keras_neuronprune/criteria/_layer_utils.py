@@ -1,14 +1,14 @@
 """Reading layers and weights for the criteria (private).
 
-`find_layer(model, path)` resolves the member paths of channel groups
-("outer/inner" inside nested models). The kernel helpers return effective
-weights: for masked layers the masks are folded in, so channels that are
-already removed score 0.
+The kernel helpers return effective weights: for masked layers the masks
+are folded in, so channels that are already removed score 0. Member paths
+are resolved with `keras_neuronprune.core.surgery.try_find_layer`.
 """
 
 import keras
 import numpy as np
 
+from keras_neuronprune.core.surgery import try_find_layer
 from keras_neuronprune.layers import BoundedBatchNormalization
 from keras_neuronprune.layers._masking import MASK_WEIGHT_NAMES
 from keras_neuronprune.layers._masking import MaskedLayerMixin
@@ -20,31 +20,6 @@ _TRANSPOSE = (
     keras.layers.Conv3DTranspose,
 )
 _CONV = (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D)
-
-
-def find_layer(model, path):
-    """The layer at `path` (`"outer/inner"` inside nested models).
-
-    Raises:
-        ValueError: naming the path when a part is not found.
-    """
-    layer = model
-    for part in str(path).split("/"):
-        try:
-            layer = layer.get_layer(part)
-        except (ValueError, AttributeError) as error:
-            raise ValueError(
-                f"Layer path {path!r} not found in model "
-                f"{getattr(model, 'name', model)!r} (missing {part!r})."
-            ) from error
-    return layer
-
-
-def try_find_layer(model, path):
-    try:
-        return find_layer(model, path)
-    except ValueError:
-        return None
 
 
 def effective_weights(layer):

@@ -224,16 +224,11 @@ def normalize_inputs(data, model, arg_name, max_samples=None):
 
 
 def random_inputs(model, num_samples, seed=0):
-    """Seeded random inputs (normal for floats, small ints otherwise)."""
-    rng = np.random.default_rng(seed)
-    out = []
-    for t in model.inputs:
-        shape = (num_samples,) + tuple(t.shape[1:])
-        if np.issubdtype(np.dtype(t.dtype), np.floating):
-            out.append(rng.standard_normal(shape).astype(np.float32))
-        else:
-            out.append(rng.integers(0, 2, size=shape).astype(t.dtype))
-    return out
+    """Seeded random inputs (normal for floats, 0/1 for integers), one
+    array per model input (see `core.surgery.random_inputs`)."""
+    from keras_neuronprune.core.surgery import random_inputs as _random
+
+    return _random(model, batch_size=num_samples, seed=seed, int_high=2)
 
 
 def keras_outputs(model, inputs, batch_size=32):

@@ -15,9 +15,13 @@ layers. Both never touch the model they read.
 import keras
 import numpy as np
 
+from keras_neuronprune.core.surgery import check_same_outputs
+from keras_neuronprune.core.surgery import clone_model
+from keras_neuronprune.core.surgery import copy_weights
+from keras_neuronprune.core.surgery import iter_layers
+from keras_neuronprune.core.surgery import iter_operations
 from keras_neuronprune.graph import _keras_graph as kg
 from keras_neuronprune.layers import GATE_SUFFIX
-from keras_neuronprune.layers import MASK_WEIGHT_NAMES
 from keras_neuronprune.layers import BoundedBatchNormalization
 from keras_neuronprune.layers import ChannelGate
 from keras_neuronprune.layers import masked_class_for
@@ -25,40 +29,6 @@ from keras_neuronprune.layers._masking import MaskedLayerMixin
 
 PRUNING_LAYERS = (MaskedLayerMixin, BoundedBatchNormalization, ChannelGate)
 INPUT_GATE_SUFFIX = "_input_mask"
-
-
-def iter_operations(model, prefix=""):
-    """Yields `(path, operation)` for every graph operation, nested models
-    included.
-
-    Keras records Python operators and `keras.ops` calls on symbolic
-    tensors (`x + 3.0` in MobileNetV3's hard-sigmoid) as operations that
-    are not layers; channel groups name them as members too.
-    """
-    for operation in model.operations:
-        path = prefix + operation.name
-        yield path, operation
-        if isinstance(operation, keras.Model):
-            try:
-                inner = kg.as_functional(operation)
-            except ValueError:
-                continue
-            yield from iter_operations(inner, path + "/")
-
-
-def iter_layers(model, prefix=""):
-    """Yields `(path, layer)` for every layer, nested models included."""
-    for path, operation in iter_operations(model, prefix):
-        if isinstance(operation, keras.layers.Layer):
-            yield path, operation
-
-
-def find_layer(model, path):
-    """The layer at `path` ("outer/inner" inside nested models)."""
-    layer = model
-    for part in path.split("/"):
-        layer = layer.get_layer(part)
-    return layer
 
 
 def check_not_pruned(model):
@@ -71,7 +41,7 @@ def check_not_pruned(model):
             "`keras_neuronprune.strip_pruning(model)` first, then prune the "
             f"stripped model. Received: model={model.name!r}"
         )
-    for path, layer in iter_layers(kg.as_functional(model)):
+    for path, layer in iter_layers(kg.as_functional(model), graph=True):
         if isinstance(layer, BoundedBatchNormalization) and bool(
             (layer.channel_mask.numpy() == 1).all()
         ):
@@ -223,23 +193,6 @@ def _same_layer(layer, config):
     return layer.__class__.from_config(config)
 
 
-def _copy_weights(source, target):
-    """Copies `source`'s weights into `target` (same class or masked)."""
-    values = source.get_weights()
-    variables = [
-        v
-        for v in target.weights
-        if v.name.split("/")[-1] not in MASK_WEIGHT_NAMES
-    ]
-    if len(values) != len(variables):
-        raise ValueError(
-            f"internal error: cannot copy the {len(values)} weights of "
-            f"layer {source.name!r} into {len(variables)} variables"
-        )
-    for variable, value in zip(variables, values):
-        variable.assign(value)
-
-
 def _clone(functional, clone_layer, plan, paths):
     """`clone_model` with gates from `plan`; returns (clone, gates)."""
     new_paths = {}
@@ -279,23 +232,12 @@ def _clone(functional, clone_layer, plan, paths):
             outputs = gate(outputs)
         return outputs
 
-    # Keep the original input names (clone_model would name the inputs
-    # after their symbolic tensors, e.g. "keras_tensor").
-    input_tensors = keras.tree.map_structure(
-        lambda x: keras.Input(
-            batch_shape=x.shape,
-            dtype=x.dtype,
-            sparse=getattr(x, "sparse", False),
-            name=kg.tensor_producer(x)[0].name,
-        ),
-        functional.input,
-    )
-    clone = keras.models.clone_model(
+    clone = clone_model(
         functional,
-        input_tensors=input_tensors,
-        clone_function=clone_function,
+        clone_function,
         call_function=call_function,
-        recursive=True,
+        keep_input_names=True,
+        plain=False,
     )
     return clone, gates
 
@@ -303,7 +245,7 @@ def _clone(functional, clone_layer, plan, paths):
 def build_masked_clone(model, plan, criterion, bn_gamma_mapping="relative"):
     """The functional training-time clone of `model` described by `plan`."""
     functional = kg.as_functional(model)
-    layers = dict(iter_layers(functional))
+    layers = dict(iter_layers(functional, graph=True))
     paths = {id(layer): path for path, layer in layers.items()}
 
     def clone_layer(path, layer):
@@ -321,14 +263,14 @@ def build_masked_clone(model, plan, criterion, bn_gamma_mapping="relative"):
         return _same_layer(layer, layer.get_config())
 
     clone, _ = _clone(functional, clone_layer, plan, paths)
-    for path, new in iter_layers(clone):
+    for path, new in iter_layers(clone, graph=True):
         old = layers.get(path)
         if old is None or isinstance(new, keras.Model):
             continue
         if plan.swap.get(path) != "bounded" and old.weights:
-            _copy_weights(old, new)
+            copy_weights(old, new)
     if criterion is not None:
-        for path, new in iter_layers(clone):
+        for path, new in iter_layers(clone, graph=True):
             if not isinstance(new, keras.Model):
                 _attach_criterion_regularizer(new, criterion)
     return clone
@@ -355,7 +297,7 @@ def _attach_criterion_regularizer(layer, criterion):
 def build_plain_clone(model):
     """The pruned model with standard Keras layers only (same channels)."""
     functional = kg.as_functional(model)
-    layers = dict(iter_layers(functional))
+    layers = dict(iter_layers(functional, graph=True))
     paths = {id(layer): path for path, layer in layers.items()}
 
     def clone_layer(path, layer):
@@ -380,7 +322,7 @@ def build_plain_clone(model):
         # class; the stripped model must be a plain functional model
         # (no pruning step, no controller), even when nothing was pruned.
         clone = keras.Model(clone.inputs, clone.outputs, name=clone.name)
-    for path, new in iter_layers(clone):
+    for path, new in iter_layers(clone, graph=True):
         old = layers.get(path)
         if (
             old is None
@@ -396,3 +338,46 @@ def build_plain_clone(model):
 def positions_removed(positions, kept):
     """Flat mask positions of the removed group channels."""
     return np.asarray(positions)[~np.asarray(kept, bool)].reshape(-1)
+
+
+def strip_structured(model, check=True):
+    """The final plain model of a `StructuredPruningController` model.
+
+    `build_plain_clone`, then `thin_model` cuts the masked channels out;
+    with `check`, the result is compared with `model` on random inputs
+    when every thinned group is exact.
+    """
+    from keras_neuronprune.rewrite import thin_model
+
+    controller = model.controller
+    keep = controller.keep_sets(model)
+    plain = build_plain_clone(model)
+    if keep:
+        final, _ = thin_model(plain, keep, allow_inexact=True)
+    else:
+        final = plain
+    final.name = model.name
+    if check:
+        exact = all(g.exact for g in controller.groups if g.name in keep)
+        if exact:
+            check_same_outputs(model, final)
+    return final
+
+
+def exact_cost(plain, keep, input_shape=None):
+    """`(params, flops)` of `plain` (see `build_plain_clone`) thinned to
+    `keep`, counted by `count_cost` (at `input_shape` where given)."""
+    from keras_neuronprune.cost import count_cost
+    from keras_neuronprune.rewrite import thin_model
+
+    thin = thin_model(plain, keep, allow_inexact=True)[0] if keep else plain
+    if input_shape is not None:
+        input_shape = _as_shape_argument(input_shape)
+    cost = count_cost(thin, input_shape=input_shape)
+    return cost.params, cost.flops
+
+
+def _as_shape_argument(shape):
+    if all(d is None or isinstance(d, int) for d in shape):
+        return tuple(shape)
+    return [tuple(s) for s in shape]

@@ -1,10 +1,10 @@
 """`strip_weight_pruning`: back to plain Keras layers with exact zeros."""
 
-from keras_neuronprune.sparsity._model_utils import check_functional
-from keras_neuronprune.sparsity._model_utils import clone_layer_from_config
-from keras_neuronprune.sparsity._model_utils import clone_model
-from keras_neuronprune.sparsity._model_utils import iter_layers
-from keras_neuronprune.sparsity._model_utils import layers_by_path
+from keras_neuronprune.core.surgery import check_functional
+from keras_neuronprune.core.surgery import clone_layer_from_config
+from keras_neuronprune.core.surgery import clone_model
+from keras_neuronprune.core.surgery import iter_layers
+from keras_neuronprune.core.surgery import layers_by_path
 from keras_neuronprune.sparsity.layers import WeightMaskedMixin
 
 

@@ -9,11 +9,14 @@ import tempfile
 import keras
 import numpy as np
 
+from keras_neuronprune.core import surgery
+
 
 def random_inputs(model, rng=None, batch_size=2, default_dim=8):
     """Random inputs for every input of a functional model.
 
-    Float inputs are standard normal; integer inputs are uniform in [0, 8).
+    Float inputs are standard normal; integer inputs are uniform in [0, 8);
+    boolean inputs are True.
 
     Args:
         model: a functional or Sequential Keras model.
@@ -24,18 +27,9 @@ def random_inputs(model, rng=None, batch_size=2, default_dim=8):
     Returns:
         A list of NumPy arrays, one per model input.
     """
-    rng = np.random.default_rng(rng)
-    arrays = []
-    for tensor in model.inputs:
-        shape = [batch_size] + [
-            default_dim if d is None else int(d) for d in tensor.shape[1:]
-        ]
-        dtype = keras.backend.standardize_dtype(tensor.dtype)
-        if "int" in dtype:
-            arrays.append(rng.integers(0, 8, size=shape).astype(dtype))
-        else:
-            arrays.append(rng.standard_normal(shape).astype(dtype))
-    return arrays
+    return surgery.random_inputs(
+        model, batch_size=batch_size, seed=rng, unknown_dim=default_dim
+    )
 
 
 def model_outputs(model, inputs):
@@ -173,10 +167,10 @@ def _costs(model, thin, report):
             (report.params_before, report.flops_before),
             (report.params_after, report.flops_after),
         )
-    import keras_neuronprune
+    from keras_neuronprune.cost import count_cost
 
-    before = keras_neuronprune.count_cost(model)
-    after = keras_neuronprune.count_cost(thin)
+    before = count_cost(model)
+    after = count_cost(thin)
     return (before.params, before.flops), (after.params, after.flops)
 
 
@@ -249,13 +243,12 @@ def assert_thin_matches(
     keras_neuronprune.testing.assert_thin_matches(model, keep, groups=groups)
     ```
     """
-    import keras_neuronprune
+    from keras_neuronprune.graph import channel_groups
+    from keras_neuronprune.rewrite import thin_model
     from keras_neuronprune.rewrite import zero_removed_inputs
 
     if groups is None:
-        groups = keras_neuronprune.channel_groups(
-            model, allow_inexact=allow_inexact
-        )
+        groups = channel_groups(model, allow_inexact=allow_inexact)
     if inputs is None:
         inputs = random_inputs(model, rng=rng, batch_size=batch_size)
     names = [layer.name for layer in model.layers]
@@ -273,9 +266,7 @@ def assert_thin_matches(
         for r, o in zip(ref_out, original):
             assert r.shape == o.shape, "reference changed an output shape"
 
-    thin, report = keras_neuronprune.thin_model(
-        model, keep, allow_inexact=allow_inexact
-    )
+    thin, report = thin_model(model, keep, allow_inexact=allow_inexact)
     assert isinstance(thin, keras.Model), f"thin_model returned {type(thin)}"
     assert thin is not model, "thin_model returned its input model"
     thin_out = model_outputs(thin, inputs)

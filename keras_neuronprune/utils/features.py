@@ -1,4 +1,7 @@
-"""Access to intermediate tensors of a functional model, by layer name."""
+"""Access to intermediate tensors of a functional model, by layer name.
+
+Layers themselves are found with `keras_neuronprune.core.surgery`.
+"""
 
 import keras
 import numpy as np
@@ -62,13 +65,3 @@ def run_feature_model(sub, batches):
         if not isinstance(out, (list, tuple)):
             out = [out]
         yield [np.asarray(o) for o in out]
-
-
-def layer_by_name(model, name):
-    """Looks up a top-level layer by name with a clear error."""
-    try:
-        return _keras_graph.as_functional(model).get_layer(name)
-    except ValueError as error:
-        raise ValueError(
-            f"Layer {name!r} is not a top-level layer of model {model.name!r}."
-        ) from error

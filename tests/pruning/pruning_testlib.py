@@ -3,8 +3,8 @@
 import keras
 import numpy as np
 
+from keras_neuronprune.core.surgery import find_layer
 from keras_neuronprune.criteria.base_criterion import Criterion
-from keras_neuronprune.pruning._surgery import find_layer
 
 
 @keras.saving.register_keras_serializable(package="knp_tests")
