@@ -5,18 +5,20 @@ import warnings
 import keras
 
 from keras_neuronprune.core.pruned_model import PrunedModel
+from keras_neuronprune.core.surgery import check_functional
+from keras_neuronprune.core.surgery import clone_layer_from_config
+from keras_neuronprune.core.surgery import clone_model
+from keras_neuronprune.core.surgery import copy_weights
+from keras_neuronprune.core.surgery import iter_layers
+from keras_neuronprune.core.surgery import layers_by_path
 from keras_neuronprune.sparsity import _selection
-from keras_neuronprune.sparsity._model_utils import check_functional
-from keras_neuronprune.sparsity._model_utils import clone_layer_from_config
-from keras_neuronprune.sparsity._model_utils import clone_model
-from keras_neuronprune.sparsity._model_utils import copy_weights
-from keras_neuronprune.sparsity._model_utils import iter_layers
-from keras_neuronprune.sparsity._model_utils import layers_by_path
-from keras_neuronprune.sparsity.layers import MASKED_CLASSES
-from keras_neuronprune.sparsity.methods import METHODS
+from keras_neuronprune.sparsity.layers import WEIGHT_MASKED_CLASSES
+from keras_neuronprune.sparsity.methods import METHOD_ARGUMENTS
+from keras_neuronprune.sparsity.methods import get_method
 from keras_neuronprune.sparsity.weight_pruning_controller import (
     WeightPruningController,
 )
+from keras_neuronprune.utils.renamed_arguments import reject_unknown
 
 PUBLIC_METHODS = ("magnitude", "snip", "rigl", "scl", "iss_p", "nnrelief")
 
@@ -59,50 +61,96 @@ def _check_xnnpack_graph(model):
         )
 
 
-def _select_layers(model, layers, method_cls, xnnpack_sparse):
-    supported = {}
-    for path, layer in iter_layers(model):
-        if type(layer) in MASKED_CLASSES and layer.built:
-            supported[path] = layer
+def _supported_layers(model):
+    return {
+        path: layer
+        for path, layer in iter_layers(model)
+        if type(layer) in WEIGHT_MASKED_CLASSES and layer.built
+    }
+
+
+def _matches(path, name):
+    return (
+        path == name
+        or path.startswith(f"{name}/")
+        or (path.rsplit("/", 1)[-1] == name)
+    )
+
+
+def _ignored_paths(model, ignored_layers):
+    """The paths of the layers `ignored_layers` names (or contains)."""
+    if ignored_layers is None:
+        return set()
+    if isinstance(ignored_layers, (str, keras.layers.Layer, type)):
+        ignored_layers = [ignored_layers]
+    all_layers = layers_by_path(model)
+    ignored = set()
+    for item in ignored_layers:
+        if isinstance(item, type) and issubclass(item, keras.layers.Layer):
+            found = {p for p, la in all_layers.items() if isinstance(la, item)}
+        elif isinstance(item, (str, keras.Model)):
+            name = item if isinstance(item, str) else item.name
+            found = {p for p in all_layers if _matches(p, name)}
+        elif isinstance(item, keras.layers.Layer):
+            found = {p for p, la in all_layers.items() if la is item}
+        else:
+            raise ValueError(
+                "`ignored_layers` must hold layer names, layers or layer "
+                f"classes. Received: ignored_layers={ignored_layers!r}"
+            )
+        if not found and not isinstance(item, type):
+            raise ValueError(
+                "`ignored_layers` names a layer that is not in the model. "
+                f"Received: ignored_layers entry {item!r}; model layers: "
+                f"{sorted(all_layers)}"
+            )
+        ignored |= found
+    return ignored
+
+
+def _ignored_from_layers(model, layers, method):
+    """The exclusion equivalent to the deprecated `layers=` selection."""
+    supported = _supported_layers(model)
     if callable(layers) and not isinstance(layers, (list, tuple, str)):
-        chosen = [p for p, layer in supported.items() if layers(layer)]
-        explicit = False
-    elif layers is None:
-        chosen = list(supported)
-        explicit = False
-    else:
-        if isinstance(layers, str):
-            layers = [layers]
-        all_layers = layers_by_path(model)
-        chosen = []
-        for name in layers:
-            if name not in all_layers:
-                raise ValueError(
-                    f"`layers` names a layer that is not in the model. "
-                    f"Received: {name!r}; model layers: {sorted(all_layers)}"
-                )
-            if name not in supported:
-                layer = all_layers[name]
-                raise ValueError(
-                    f"Layer {name!r} ({type(layer).__name__}) cannot be "
-                    "weight-pruned: supported layers are exactly "
-                    f"{sorted(c.__name__ for c in MASKED_CLASSES)}. "
-                    f"Received: layers containing {name!r}"
-                )
-            chosen.append(name)
-        explicit = True
-    supports = getattr(method_cls, "supports_layer", None)
-    if supports is not None:
-        for name in list(chosen):
-            masked_cls = MASKED_CLASSES[type(supported[name])]
-            if not supports(masked_cls):
-                if explicit:
-                    raise ValueError(
-                        f"method={method_cls.name!r} cannot prune layer "
-                        f"{name!r} ({type(supported[name]).__name__}). "
-                        f"Received: layers containing {name!r}"
-                    )
-                chosen.remove(name)
+        return {p for p, layer in supported.items() if not layers(layer)}
+    if isinstance(layers, str):
+        layers = [layers]
+    all_layers = layers_by_path(model)
+    supports = getattr(method, "supports_layer", None)
+    for name in layers:
+        if name not in all_layers:
+            raise ValueError(
+                f"`layers` names a layer that is not in the model. "
+                f"Received: {name!r}; model layers: {sorted(all_layers)}"
+            )
+        layer = all_layers[name]
+        if name not in supported:
+            raise ValueError(
+                f"Layer {name!r} ({type(layer).__name__}) cannot be "
+                "weight-pruned: supported layers are exactly "
+                f"{sorted(c.__name__ for c in WEIGHT_MASKED_CLASSES)}. "
+                f"Received: layers containing {name!r}"
+            )
+        if supports is not None and not supports(
+            WEIGHT_MASKED_CLASSES[type(layer)]
+        ):
+            raise ValueError(
+                f"method={method.name!r} cannot prune layer {name!r} "
+                f"({type(layer).__name__}). Received: layers containing "
+                f"{name!r}"
+            )
+    return set(supported) - set(layers)
+
+
+def _select_layers(model, ignored, method, xnnpack_sparse):
+    supported = _supported_layers(model)
+    supports = getattr(method, "supports_layer", None)
+    chosen = [
+        path
+        for path, layer in supported.items()
+        if path not in ignored
+        and (supports is None or supports(WEIGHT_MASKED_CLASSES[type(layer)]))
+    ]
     if xnnpack_sparse:
         chosen = [n for n in chosen if _is_xnnpack_sparse_conv(supported[n])]
         if not chosen:
@@ -115,10 +163,43 @@ def _select_layers(model, layers, method_cls, xnnpack_sparse):
     if not chosen:
         raise ValueError(
             "No layer to prune: the model has no built layer of type "
-            f"{sorted(c.__name__ for c in MASKED_CLASSES)} among the selected "
-            f"ones. Received: layers={layers!r}"
+            f"{sorted(c.__name__ for c in WEIGHT_MASKED_CLASSES)} outside "
+            f"`ignored_layers`. Received: ignored_layers={sorted(ignored)!r}"
         )
     return {name: supported[name] for name in chosen}
+
+
+def _check_patterns(selected, controller):
+    for name, layer in selected.items():
+        axes = WEIGHT_MASKED_CLASSES[type(layer)].num_output_axes
+        shape = tuple(layer.kernel.shape)
+        if controller.block_size:
+            _selection.check_block_size(
+                name, shape, axes, controller.block_size
+            )
+        if controller.sparsity_m_by_n:
+            _selection.check_m_by_n(
+                name, shape, axes, controller.sparsity_m_by_n
+            )
+
+
+def _rebuild(model, selected, extras):
+    """Clones `model` with the `selected` layers weight-masked."""
+    selected_ids = {id(layer) for layer in selected.values()}
+
+    def clone_function(layer):
+        if id(layer) in selected_ids:
+            config = {**layer.get_config(), **extras}
+            return clone_layer_from_config(
+                layer, WEIGHT_MASKED_CLASSES[type(layer)], config
+            )
+        return clone_layer_from_config(layer)
+
+    rebuilt = clone_model(model, clone_function)
+    new_layers = layers_by_path(rebuilt)
+    for path, layer in iter_layers(model):
+        copy_weights(layer, new_layers[path])
+    return rebuilt
 
 
 def prune_weights(
@@ -129,23 +210,12 @@ def prune_weights(
     data=None,
     *,
     loss=None,
-    layers=None,
+    ignored_layers=None,
     distribution=None,
     block_size=None,
     sparsity_m_by_n=None,
-    threshold="fraction",
-    quality=None,
-    update_frequency=None,
-    drop_fraction=0.3,
-    drop_fraction_decay="cosine",
-    end_step=None,
-    shrink_ratio=0.95,
-    penalty=0.1,
-    penalty_rate=0.1,
-    mask_init=0.05,
-    num_batches=1,
-    seed=None,
     xnnpack_sparse=False,
+    **kwargs,
 ):
     """Returns a copy of `model` ready for weight-level sparse training.
 
@@ -162,27 +232,34 @@ def prune_weights(
     Unstructured sparsity keeps dense shapes: it shrinks the compressed
     (gzipped) file but rarely speeds up inference (see docs/sparsity.md).
 
-    Methods:
+    Methods (`keras_neuronprune.sparsity.methods`; a name gives the
+    default-configured method, an object carries its own hyper-parameters,
+    e.g. `method=RigLMethod(end_step=3000, drop_fraction=0.3)`):
 
-    * `"magnitude"` (Han et al. 2015; tfmot's `prune_low_magnitude`): prune
-      the smallest `|w|` at every pruning step of `schedule`;
-      `threshold="std"` prunes `|w| < quality * std(W)` instead.
-    * `"snip"` (Lee et al. 2019): once, before training, keep the global
-      top `|w * dL/dw|` on one batch of `data`.
-    * `"rigl"` (Evci et al. 2020): random ERK-sparse start, then every
-      `update_frequency` steps drop the smallest `|w|` and grow the largest
-      dense gradients (`data`), until `end_step`.
-    * `"scl"` (Tang et al. 2022): masks learned with a straight-through
-      estimator and a connection-count penalty; frozen at `end_step`.
-    * `"iss_p"` (Wang et al. 2023): after every step shrink the smallest
-      weights by `shrink_ratio`; hard-prune at `end_step`.
-    * `"nnrelief"` (Dekhovich et al. 2021): prune the connections carrying
-      the smallest share of each neuron's input activity (`data`).
+    * `"magnitude"` / `MagnitudeMethod(threshold, quality)` (Han et al.
+      2015; tfmot's `prune_low_magnitude`): prune the smallest `|w|` at
+      every pruning step of `schedule`; `threshold="std"` prunes
+      `|w| < quality * std(W)` instead.
+    * `"snip"` / `SnipMethod(num_batches)` (Lee et al. 2019): once, before
+      training, keep the global top `|w * dL/dw|` on one batch of `data`.
+    * `RigLMethod(end_step, drop_fraction, drop_fraction_decay,
+      update_frequency, seed)` (Evci et al. 2020): random ERK-sparse start,
+      then every `update_frequency` steps drop the smallest `|w|` and grow
+      the largest dense gradients (`data`), until `end_step`.
+    * `"scl"` / `SclMethod(end_step, penalty, penalty_rate, mask_init,
+      update_frequency)` (Tang et al. 2022): masks learned with a
+      straight-through estimator and a connection-count penalty.
+    * `IssPMethod(end_step, shrink_ratio)` (Wang et al. 2023): after every
+      step shrink the smallest weights by `shrink_ratio`; hard-prune at
+      `end_step`.
+    * `"nnrelief"` / `NNReliefMethod(num_batches)` (Dekhovich et al. 2021):
+      prune the connections carrying the smallest share of each neuron's
+      input activity (`data`).
 
     Args:
         model: a built functional or Sequential Keras model (nested models
             are handled).
-        method: one of the methods above.
+        method: a method name or object (above).
         sparsity: the target fraction of zero weights among the pruned
             kernels, in [0, 1). Optional when `schedule` gives it, implied
             by `sparsity_m_by_n`, and for `"scl"` (then the penalty is not
@@ -195,12 +272,13 @@ def prune_weights(
             0 (every 100 steps; every step for iss_p).
         data: `(x, y)` batches for the methods that need them (snip, rigl,
             nnrelief): a tuple of arrays (one batch), a `tf.data.Dataset`,
-            a `keras.utils.PyDataset` or any iterable of batches.
+            a `keras.utils.PyDataset` or any iterable of batches. After
+            loading a saved model, `model.controller.set_data(data)`.
         loss: the loss for gradients (snip, rigl); default: the loss `model`
             was compiled with.
-        layers: which layers to prune: None (all supported), a list of
-            layer names (`"outer/inner"` inside nested models), or a
-            callable `layer -> bool`.
+        ignored_layers: layers never pruned: names (`"outer/inner"` inside
+            nested models, or a layer's own name; a nested model's name
+            covers its layers), layer objects or layer classes.
         distribution: how the target spreads over layers: `"uniform"` (every
             layer at the target), `"erk"` (Erdos-Renyi-Kernel, RigL) or
             `"global"` (one ranking across layers). Defaults: magnitude and
@@ -210,29 +288,18 @@ def prune_weights(
         sparsity_m_by_n: `(m, n)`: prune `m` of every `n` consecutive
             weights along the input channels, tfmot's convention ((2, 4) is
             2:4 sparsity).
-        threshold: magnitude only: `"fraction"` or `"std"`.
-        quality: magnitude with `threshold="std"`: the multiple of the
-            layer's weight standard deviation below which weights go.
-        update_frequency: rigl: steps between mask updates (ΔT, default
-            100); scl: steps between penalty adaptations (default 10).
-        drop_fraction: rigl: initial fraction of active weights replaced
-            per update (α, 0.3).
-        drop_fraction_decay: rigl: `"cosine"` (default) or `"constant"`.
-        end_step: rigl: last update step (T_end, required; the paper uses
-            75% of training); iss_p: step of the hard pruning (required);
-            scl: step at which masks freeze (optional).
-        shrink_ratio: iss_p: factor applied to the smallest weights after
-            every step (0.95).
-        penalty: scl: initial connection-count penalty λ (0.1, in units of
-            a feature's RMS mask gradient).
-        penalty_rate: scl: relative change of λ per adaptation (0.1).
-        mask_init: scl: initial mask score (0.05).
-        num_batches: snip / nnrelief: batches of `data` per scoring.
-        seed: rigl: seed of the random initial masks.
         xnnpack_sparse: prune only 1x1 stride-1 `Conv2D` layers, the pattern
             XNNPACK executes with sparse kernels (like tfmot's
             `PruneForLatencyOnXNNPack`); export with
             `tf.lite.Optimize.EXPERIMENTAL_SPARSITY` to use them.
+        **kwargs: deprecated spellings, accepted for one release with a
+            `DeprecationWarning`: `layers=` (the layers to prune: names or a
+            callable `layer -> bool`; converted to the equivalent
+            `ignored_layers`) and the method hyper-parameters `threshold`,
+            `quality`, `update_frequency`, `drop_fraction`,
+            `drop_fraction_decay`, `end_step`, `shrink_ratio`, `penalty`,
+            `penalty_rate`, `mask_init`, `num_batches`, `seed` (forwarded
+            to the constructor of the method named by `method`).
 
     Returns:
         A `PrunedModel` (uncompiled) with weight-masked layers.
@@ -251,6 +318,7 @@ def prune_weights(
         sparsity=0.9,
         schedule=keras_neuronprune.sparsity.schedules.PolynomialDecay(
             0.0, 0.9, begin_step=0, end_step=2000),
+        ignored_layers=["logits"],
     )
     pruned.compile("adam", "sparse_categorical_crossentropy")
     pruned.fit(x, y, epochs=5,
@@ -264,15 +332,15 @@ def prune_weights(
         arXiv:2211.13654; Dekhovich et al., arXiv:2109.10795.
     """
     check_functional(model)
-    if method not in PUBLIC_METHODS:
-        raise ValueError(
-            f"`method` must be one of {list(PUBLIC_METHODS)}. "
-            f"Received: method={method!r}"
-        )
+    layers = kwargs.pop("layers", None)
+    method_kwargs = {k: kwargs.pop(k) for k in METHOD_ARGUMENTS if k in kwargs}
+    reject_unknown(kwargs, "prune_weights")
+    method = get_method(
+        method, method_kwargs, where="prune_weights", names=PUBLIC_METHODS
+    )
     from keras_neuronprune.utils.gradients import check_backend_support
 
-    check_backend_support(method)
-    method_cls = METHODS[method]
+    check_backend_support(method.name)
     controller = WeightPruningController(
         method=method,
         sparsity=sparsity,
@@ -280,73 +348,38 @@ def prune_weights(
         distribution=distribution,
         block_size=block_size,
         sparsity_m_by_n=sparsity_m_by_n,
-        threshold=threshold,
-        quality=quality,
-        update_frequency=update_frequency,
-        drop_fraction=drop_fraction,
-        drop_fraction_decay=drop_fraction_decay,
-        end_step=end_step,
-        shrink_ratio=shrink_ratio,
-        penalty=penalty,
-        penalty_rate=penalty_rate,
-        mask_init=mask_init,
-        num_batches=num_batches,
         loss=loss,
-        seed=seed,
         xnnpack_sparse=xnnpack_sparse,
     )
-    if method_cls.needs_data and data is None:
+    method = controller.algorithm
+    if method.needs_data and data is None:
         raise ValueError(
-            f"method={method!r} needs `data` (batches of (x, y)) to "
-            + {
-                "snip": "compute its sensitivities at initialisation",
-                "rigl": "compute the gradients that decide regrowth",
-                "nnrelief": "measure the activity through each connection",
-            }[method]
-            + ". Received: data=None"
+            f"method={method.name!r} needs `data` (batches of (x, y)) to "
+            f"{method.data_purpose}. Received: data=None"
         )
-    if method_cls.needs_loss and loss is None and model.loss is None:
+    if method.needs_loss and loss is None and model.loss is None:
         raise ValueError(
-            f"method={method!r} needs a loss for its gradients: pass "
+            f"method={method.name!r} needs a loss for its gradients: pass "
             "`loss=` or compile `model` first. Received: loss=None"
         )
-    selected = _select_layers(model, layers, method_cls, xnnpack_sparse)
-    for name, layer in selected.items():
-        masked_cls = MASKED_CLASSES[type(layer)]
-        shape = tuple(layer.kernel.shape)
-        if controller.block_size:
-            _selection.check_block_size(
-                name, shape, masked_cls.num_output_axes, controller.block_size
+    ignored = _ignored_paths(model, ignored_layers)
+    if layers is not None:
+        if ignored_layers is not None:
+            raise ValueError(
+                "Pass `ignored_layers` or the deprecated `layers`, not both. "
+                f"Received: ignored_layers={ignored_layers!r}, "
+                f"layers={layers!r}"
             )
-        if controller.sparsity_m_by_n:
-            _selection.check_m_by_n(
-                name,
-                shape,
-                masked_cls.num_output_axes,
-                controller.sparsity_m_by_n,
-            )
-
-    selected_ids = {id(layer) for layer in selected.values()}
-    extras = {}
-    if method_cls.learned_mask:
-        extras = {
-            "learned_mask": True,
-            "mask_init": controller.mask_init,
-            "mask_penalty": controller.penalty,
-        }
-
-    def clone_function(layer):
-        if id(layer) in selected_ids:
-            config = {**layer.get_config(), **extras}
-            return clone_layer_from_config(
-                layer, MASKED_CLASSES[type(layer)], config
-            )
-        return clone_layer_from_config(layer)
-
-    rebuilt = clone_model(model, clone_function)
-    new_layers = layers_by_path(rebuilt)
-    for path, layer in iter_layers(model):
-        copy_weights(layer, new_layers[path])
+        warnings.warn(
+            "`prune_weights(layers=...)` is deprecated; name the layers to "
+            "leave dense with `ignored_layers=` instead.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        ignored = _ignored_from_layers(model, layers, method)
+    selected = _select_layers(model, ignored, method, xnnpack_sparse)
+    _check_patterns(selected, controller)
+    rebuilt = _rebuild(model, selected, method.masked_layer_config())
     pruned = PrunedModel(
         rebuilt.input, rebuilt.output, name=model.name, controller=controller
     )

@@ -5,17 +5,17 @@ import zlib
 import numpy as np
 
 from keras_neuronprune.core.pruned_model import PrunedModel
-from keras_neuronprune.sparsity._model_utils import check_functional
-from keras_neuronprune.sparsity._model_utils import clone_layer_from_config
-from keras_neuronprune.sparsity._model_utils import clone_model
-from keras_neuronprune.sparsity._model_utils import iter_layers
-from keras_neuronprune.sparsity._model_utils import layers_by_path
+from keras_neuronprune.core.surgery import check_functional
+from keras_neuronprune.core.surgery import clone_layer_from_config
+from keras_neuronprune.core.surgery import clone_model
+from keras_neuronprune.core.surgery import iter_layers
+from keras_neuronprune.core.surgery import layers_by_path
 from keras_neuronprune.sparsity._model_utils import masked_layers
-from keras_neuronprune.sparsity._validation import validate_int
 from keras_neuronprune.sparsity.layers import WeightMaskedMixin
 from keras_neuronprune.sparsity.weight_pruning_controller import (
     WeightPruningController,
 )
+from keras_neuronprune.utils.validation import check_int
 
 
 def _reseed(value, seed, salt):
@@ -91,7 +91,7 @@ def reinitialize(model, seed=None):
     """
     check_functional(model)
     if seed is not None:
-        seed = validate_int(seed, "seed", 0)
+        seed = check_int(seed, "seed", 0)
     controller = getattr(model, "controller", None)
     if isinstance(model, PrunedModel) and not isinstance(
         controller, WeightPruningController

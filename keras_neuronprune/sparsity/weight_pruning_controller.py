@@ -12,31 +12,12 @@ from keras_neuronprune.sparsity._data import DataCycler
 from keras_neuronprune.sparsity._model_utils import masked_layers
 from keras_neuronprune.sparsity._optimizer_slots import zero_slots
 from keras_neuronprune.sparsity._validation import evaluate_schedule
-from keras_neuronprune.sparsity._validation import validate_int
-from keras_neuronprune.sparsity._validation import validate_sparsity
+from keras_neuronprune.sparsity.methods import METHOD_ARGUMENTS
 from keras_neuronprune.sparsity.methods import METHODS
+from keras_neuronprune.sparsity.methods import MethodContext
+from keras_neuronprune.sparsity.methods import get_method
 from keras_neuronprune.sparsity.schedules import ConstantSparsity
-
-_DEFAULTS = {
-    "threshold": "fraction",
-    "quality": None,
-    "drop_fraction": 0.3,
-    "drop_fraction_decay": "cosine",
-    "shrink_ratio": 0.95,
-    "penalty": 0.1,
-    "penalty_rate": 0.1,
-    "mask_init": 0.05,
-}
-_METHOD_ARGUMENTS = {
-    "threshold": ("magnitude",),
-    "quality": ("magnitude",),
-    "drop_fraction": ("rigl",),
-    "drop_fraction_decay": ("rigl",),
-    "shrink_ratio": ("iss_p",),
-    "penalty": ("scl",),
-    "penalty_rate": ("scl",),
-    "mask_init": ("scl",),
-}
+from keras_neuronprune.utils.validation import check_fraction
 
 
 def _positive_pair(value, name):
@@ -57,21 +38,41 @@ def _positive_pair(value, name):
     return (int(value[0]), int(value[1]))
 
 
-def _number(value, name, low, high, low_open=False, high_open=True):
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
-    if ok:
-        value = float(value)
-        ok = np.isfinite(value)
-        ok = ok and (value > low if low_open else value >= low)
-        ok = ok and (value < high if high_open else value <= high)
-    if not ok:
-        left = "(" if low_open else "["
-        right = ")" if high_open else "]"
+def _resolve_pattern(block_size, sparsity_m_by_n, sparsity, method):
+    """Checks the pruning pattern; returns `(block, m_by_n, sparsity)`."""
+    block = (
+        None if block_size is None else _positive_pair(block_size, "block_size")
+    )
+    m_by_n = None
+    if sparsity_m_by_n is not None:
+        m_by_n = _positive_pair(sparsity_m_by_n, "sparsity_m_by_n")
+        if m_by_n[0] >= m_by_n[1]:
+            raise ValueError(
+                "`sparsity_m_by_n` must be (m, n) with m < n (m zeros in "
+                f"every n weights). Received: sparsity_m_by_n={m_by_n!r}"
+            )
+    if (block or m_by_n) and not method.supports_patterns:
         raise ValueError(
-            f"`{name}` must be a number in {left}{low}, {high}{right}. "
-            f"Received: {name}={value!r}"
+            f"{method!r} prunes single weights only; `block_size` and "
+            f"`sparsity_m_by_n` are not supported. Received: block_size="
+            f"{block_size!r}, sparsity_m_by_n={sparsity_m_by_n!r}"
         )
-    return value
+    if block and m_by_n:
+        raise ValueError(
+            "Give `block_size` or `sparsity_m_by_n`, not both. Received: "
+            f"block_size={block_size!r}, sparsity_m_by_n="
+            f"{sparsity_m_by_n!r}"
+        )
+    if m_by_n:
+        m, n = m_by_n
+        if sparsity is not None and abs(sparsity - m / n) > 1e-9:
+            raise ValueError(
+                f"`sparsity_m_by_n`={m_by_n!r} means a sparsity of "
+                f"{m / n:g}; `sparsity` must be None or equal to it. "
+                f"Received: sparsity={sparsity!r}"
+            )
+        sparsity = m / n
+    return block, m_by_n, sparsity
 
 
 @keras.saving.register_keras_serializable(package="keras_neuronprune")
@@ -81,21 +82,29 @@ class WeightPruningController(PruningController):
     `keras_neuronprune.sparsity.prune_weights` creates it and attaches it
     to the returned `PrunedModel`; the callbacks
     `keras_neuronprune.callbacks.UpdatePruning` and `PruningSummaries` call
-    its hooks during `fit`. It holds configuration only (its `get_config`
-    round-trips); masks and learned scores live in the weight-masked
-    layers, the step in `PrunedModel.pruning_step`. Calibration data is not
-    part of the config: after loading a model whose method needs data
-    (`snip` is done by then, but `rigl` and `nnrelief` need it during
-    training) call `model.controller.set_data(data)`.
+    its hooks during `fit`. It holds the schedule, the pattern and the
+    method object (whose hyper-parameters are its own, see
+    `keras_neuronprune.sparsity.methods`); its `get_config` round-trips.
+    Masks and learned scores live in the weight-masked layers, the step in
+    `PrunedModel.pruning_step`. Calibration data is not part of the config:
+    after loading a model whose method needs data (`snip` is done by then,
+    but `rigl` and `nnrelief` need it during training) call
+    `model.controller.set_data(data)`.
 
     Every time masks change, pruned kernel entries are set to exactly 0 and
     the optimizer slots (momentum, Adam moments, ...) of those entries are
     zeroed, so a pruned weight gets no update and stays zero; connections
     grown by RigL start at 0 with fresh slots.
 
-    Args: see `keras_neuronprune.sparsity.prune_weights`, which documents
-        every argument; `method` may also be `"fixed"` (keep the current
-        masks, as `reinitialize` does).
+    Args:
+        method: a method name or object (see `prune_weights`); `"fixed"`
+            (or `FixedMaskMethod()`) keeps the current masks, as
+            `reinitialize` does.
+        sparsity, schedule, distribution, block_size, sparsity_m_by_n,
+            loss, xnnpack_sparse: see `prune_weights`.
+        **kwargs: deprecated method hyper-parameters (`drop_fraction`,
+            `end_step`, ...), forwarded to the method's constructor with a
+            `DeprecationWarning`.
 
     Raises:
         ValueError: for an argument out of range or one that does not apply
@@ -116,236 +125,105 @@ class WeightPruningController(PruningController):
         distribution=None,
         block_size=None,
         sparsity_m_by_n=None,
-        threshold="fraction",
-        quality=None,
-        update_frequency=None,
-        drop_fraction=0.3,
-        drop_fraction_decay="cosine",
-        end_step=None,
-        shrink_ratio=0.95,
-        penalty=0.1,
-        penalty_rate=0.1,
-        mask_init=0.05,
-        num_batches=1,
         loss=None,
-        seed=None,
         xnnpack_sparse=False,
+        **kwargs,
     ):
-        if method not in METHODS:
-            raise ValueError(
-                f"`method` must be one of {sorted(METHODS)}. "
-                f"Received: method={method!r}"
-            )
-        self.method = method
-        method_cls = METHODS[method]
-        given = {
-            "threshold": threshold,
-            "quality": quality,
-            "drop_fraction": drop_fraction,
-            "drop_fraction_decay": drop_fraction_decay,
-            "shrink_ratio": shrink_ratio,
-            "penalty": penalty,
-            "penalty_rate": penalty_rate,
-            "mask_init": mask_init,
-        }
-        for name, value in given.items():
-            if method not in _METHOD_ARGUMENTS[name] and (
-                value != _DEFAULTS[name]
-            ):
-                raise ValueError(
-                    f"`{name}` only applies to method="
-                    f"{' or '.join(repr(m) for m in _METHOD_ARGUMENTS[name])}"
-                    f". Received: {name}={value!r} with method={method!r}"
-                )
-
-        self.sparsity = (
-            None
-            if sparsity is None
-            else validate_sparsity(sparsity, "sparsity")
+        self._method = get_method(
+            method, kwargs, where="WeightPruningController"
         )
-        self.block_size = (
-            None
-            if block_size is None
-            else _positive_pair(block_size, "block_size")
+        method = self._method
+        if sparsity is not None:
+            sparsity = check_fraction(sparsity, "sparsity")
+        self.block_size, self.sparsity_m_by_n, self.sparsity = _resolve_pattern(
+            block_size, sparsity_m_by_n, sparsity, method
         )
-        self.sparsity_m_by_n = None
-        if sparsity_m_by_n is not None:
-            m, n = _positive_pair(sparsity_m_by_n, "sparsity_m_by_n")
-            if m >= n:
-                raise ValueError(
-                    "`sparsity_m_by_n` must be (m, n) with m < n (m zeros in "
-                    f"every n weights). Received: sparsity_m_by_n={(m, n)!r}"
-                )
-            self.sparsity_m_by_n = (m, n)
-        if (self.block_size or self.sparsity_m_by_n) and (
-            not method_cls.supports_patterns
-        ):
+        if method.sets_sparsity and self.sparsity is not None:
             raise ValueError(
-                f"method={method!r} prunes single weights only; "
-                "`block_size` and `sparsity_m_by_n` are not supported. "
-                f"Received: block_size={block_size!r}, "
-                f"sparsity_m_by_n={sparsity_m_by_n!r}"
+                f"{method!r} decides the sparsity itself; `sparsity` must "
+                f"be None. Received: sparsity={sparsity!r}"
             )
-        if self.block_size and self.sparsity_m_by_n:
-            raise ValueError(
-                "Give `block_size` or `sparsity_m_by_n`, not both. Received: "
-                f"block_size={block_size!r}, sparsity_m_by_n="
-                f"{sparsity_m_by_n!r}"
-            )
-        if self.sparsity_m_by_n:
-            m, n = self.sparsity_m_by_n
-            if self.sparsity is not None and abs(self.sparsity - m / n) > 1e-9:
-                raise ValueError(
-                    f"`sparsity_m_by_n`={self.sparsity_m_by_n!r} means a "
-                    f"sparsity of {m / n:g}; `sparsity` must be None or "
-                    f"equal to it. Received: sparsity={sparsity!r}"
-                )
-            self.sparsity = m / n
-
-        if threshold not in ("fraction", "std"):
-            raise ValueError(
-                "`threshold` must be 'fraction' or 'std'. "
-                f"Received: threshold={threshold!r}"
-            )
-        self.threshold = threshold
-        self.quality = None
-        if threshold == "std":
-            if quality is None:
-                raise ValueError(
-                    "threshold='std' prunes |w| < quality * std(W): give "
-                    "`quality` (> 0). Received: quality=None"
-                )
-            self.quality = _number(quality, "quality", 0, np.inf, True)
-            if self.sparsity is not None:
-                raise ValueError(
-                    "threshold='std' decides the sparsity itself; `sparsity` "
-                    f"must be None. Received: sparsity={sparsity!r}"
-                )
-            if self.block_size or self.sparsity_m_by_n:
-                raise ValueError(
-                    "threshold='std' prunes single weights; `block_size` and "
-                    "`sparsity_m_by_n` need threshold='fraction'."
-                )
-        elif quality is not None:
-            raise ValueError(
-                "`quality` only applies to threshold='std'. "
-                f"Received: quality={quality!r}"
-            )
-
         if distribution is None:
-            distribution = method_cls.default_distribution
-        if distribution not in method_cls.distributions:
+            distribution = method.default_distribution
+        if distribution not in method.distributions:
             raise ValueError(
                 "`distribution` must be one of "
-                f"{list(method_cls.distributions)} for method={method!r}. "
-                "Received: distribution="
-                f"{distribution!r}"
+                f"{list(method.distributions)} for method={method.name!r}. "
+                f"Received: distribution={distribution!r}"
             )
         self.distribution = distribution
-
-        self.update_frequency = (
-            method_cls.default_update_frequency
-            if update_frequency is None
-            else validate_int(update_frequency, "update_frequency", 1)
-        )
-        self.drop_fraction = _number(
-            drop_fraction, "drop_fraction", 0, 1, low_open=True
-        )
-        if drop_fraction_decay not in ("cosine", "constant"):
-            raise ValueError(
-                "`drop_fraction_decay` must be 'cosine' or 'constant'. "
-                f"Received: drop_fraction_decay={drop_fraction_decay!r}"
-            )
-        self.drop_fraction_decay = drop_fraction_decay
-        self.end_step = (
-            None if end_step is None else validate_int(end_step, "end_step", 1)
-        )
-        self.shrink_ratio = _number(shrink_ratio, "shrink_ratio", 0, 1)
-        self.penalty = _number(penalty, "penalty", 0, np.inf)
-        self.penalty_rate = _number(
-            penalty_rate, "penalty_rate", 0, np.inf, low_open=True
-        )
-        self.mask_init = _number(mask_init, "mask_init", 0, np.inf, True)
-        self.num_batches = validate_int(num_batches, "num_batches", 1)
-        if seed is not None:
-            seed = validate_int(seed, "seed", 0)
-        self.seed = seed
         self.loss = loss
         self.xnnpack_sparse = bool(xnnpack_sparse)
-
-        self.schedule = self._resolve_schedule(method_cls, schedule, sparsity)
-        if method in ("rigl", "iss_p") and self.end_step is None:
-            raise ValueError(
-                f"method={method!r} needs `end_step` (the step at which "
-                + (
-                    "mask updates stop, T_end"
-                    if method == "rigl"
-                    else "soft shrinkage ends and weights are hard-pruned"
-                )
-                + "). Received: end_step=None"
-            )
-        self._method = method_cls(self)
+        self.schedule = self._resolve_schedule(schedule, sparsity)
         self._data = None
         self._loss_fn = None
         self.fallback_loss = None
         self._layers = None
         self._layers_model = None
+        self._context = None
         self._stats = None
 
-    def _resolve_schedule(self, method_cls, schedule, sparsity):
-        name = method_cls.name
-        if not method_cls.uses_schedule:
+    def _resolve_schedule(self, schedule, sparsity):
+        method = self._method
+        name = method.name
+        if not method.uses_schedule:
             if schedule is not None:
                 raise ValueError(
                     f"method={name!r} does not follow a sparsity schedule; "
                     f"`schedule` must be None. Received: schedule={schedule!r}"
                 )
-            if name in ("snip", "rigl") and self.sparsity is None:
+            if method.needs_sparsity and self.sparsity is None:
                 raise ValueError(
                     f"method={name!r} needs `sparsity` (a number in [0, 1)). "
                     "Received: sparsity=None"
                 )
             return None
         if schedule is not None:
-            if not callable(schedule):
-                raise TypeError(
-                    "`schedule` must be callable as schedule(step) -> "
-                    "(should_prune, sparsity). Received: schedule of type "
-                    f"{type(schedule).__name__}"
-                )
-            # keras_neuronprune schedules carry their target as
-            # `final_ratio` (None until bound to the target).
-            final = getattr(schedule, "final_ratio", None)
-            if final is None and self.sparsity is not None:
-                if hasattr(schedule, "bind"):
-                    schedule = schedule.bind(self.sparsity)
-                    final = self.sparsity
-            if (
-                final is not None
-                and self.sparsity is not None
-                and not self.sparsity_m_by_n
-                and abs(float(final) - self.sparsity) > 1e-9
-            ):
-                raise ValueError(
-                    f"`sparsity` ({sparsity!r}) disagrees with the schedule's "
-                    f"final sparsity ({float(final)!r}); give one of them."
-                )
-            if self.sparsity is None and final is not None:
-                self.sparsity = validate_sparsity(
-                    float(final), "schedule.final_ratio"
-                )
-            return schedule
-        if self.threshold == "std":
+            return self._bind_schedule(schedule, sparsity)
+        if method.sets_sparsity:
             return ConstantSparsity(0.0, 0, -1, 100)
         if self.sparsity is None:
-            if name == "scl":
+            if not method.needs_sparsity:
                 return None
             raise ValueError(
                 f"method={name!r} needs `sparsity` (a number in [0, 1)) or a "
                 "`schedule`. Received: sparsity=None, schedule=None"
             )
-        frequency = {"iss_p": 1, "scl": self.update_frequency}.get(name, 100)
+        frequency = method.default_schedule_frequency
         return ConstantSparsity(self.sparsity, 0, -1, frequency)
+
+    def _bind_schedule(self, schedule, sparsity):
+        if not callable(schedule):
+            raise TypeError(
+                "`schedule` must be callable as schedule(step) -> "
+                "(should_prune, sparsity). Received: schedule of type "
+                f"{type(schedule).__name__}"
+            )
+        # keras_neuronprune schedules carry their target as `final_ratio`
+        # (None until bound to the target).
+        final = getattr(schedule, "final_ratio", None)
+        if final is None and self.sparsity is not None:
+            if hasattr(schedule, "bind"):
+                schedule = schedule.bind(self.sparsity)
+                final = self.sparsity
+        if (
+            final is not None
+            and self.sparsity is not None
+            and not self.sparsity_m_by_n
+            and abs(float(final) - self.sparsity) > 1e-9
+        ):
+            raise ValueError(
+                f"`sparsity` ({sparsity!r}) disagrees with the schedule's "
+                f"final sparsity ({float(final)!r}); give one of them."
+            )
+        if self.sparsity is None and final is not None:
+            self.sparsity = check_fraction(float(final), "schedule.final_ratio")
+        return schedule
+
+    @property
+    def method(self):
+        """The method's name (`"magnitude"`, `"rigl"`, ...)."""
+        return self._method.name
 
     @property
     def algorithm(self):
@@ -401,7 +279,9 @@ class WeightPruningController(PruningController):
         if self.sparsity is not None:
             return self.sparsity
         if self.schedule is not None:
-            step = self.end_step or getattr(self.schedule, "end_step", 0)
+            step = getattr(self._method, "end_step", None) or getattr(
+                self.schedule, "end_step", 0
+            )
             return evaluate_schedule(self.schedule, max(int(step), 0))[1]
         return 0.0
 
@@ -463,12 +343,41 @@ class WeightPruningController(PruningController):
             self._layers_model = model
         return self._layers
 
+    def context(self, model):
+        """The `MethodContext` the method's hooks receive for `model`."""
+        layers = self.layers_of(model)
+        context = self._context
+        if (
+            context is None
+            or context.model is not model
+            or (context.layers is not layers)
+        ):
+            context = MethodContext(
+                model,
+                layers,
+                sparsity=self.sparsity,
+                distribution=self.distribution,
+                schedule_at=self.schedule_at,
+                final_sparsity=lambda: self.final_sparsity,
+                select=lambda scores, sparsity: self.masks_for(
+                    layers, scores, sparsity
+                ),
+                layer_sparsities=self.layer_sparsities,
+                apply_masks=lambda masks, reset=None: self.apply_masks(
+                    model, layers, masks, reset
+                ),
+                batches=lambda count: self.data_cycler().batches(count),
+                loss=lambda: self.loss_fn(model),
+                mark_changed=self.mark_changed,
+            )
+            self._context = context
+        return context
+
     # Hooks called by the callbacks.
 
     def initialize(self, model):
         """Called once by `prune_weights` (SNIP and RigL set masks here)."""
-        layers = self.layers_of(model)
-        self._method.initialize(model, layers)
+        self._method.initialize(self.context(model))
 
     def on_train_begin(self, model):
         layers = self.layers_of(model)
@@ -490,18 +399,17 @@ class WeightPruningController(PruningController):
             kernel = np.asarray(variable.numpy())
             variable.assign(kernel * mask.astype(kernel.dtype))
             zero_slots(optimizer, variable, mask)
-        self._method.on_train_begin(model, layers)
+        self._method.on_train_begin(self.context(model))
         self.mark_changed()
 
     def on_train_batch_begin(self, model, step):
-        self._method.on_train_batch_begin(model, self.layers_of(model), step)
+        self._method.on_train_batch_begin(self.context(model), step)
 
     def on_train_batch_end(self, model, step, logs=None):
-        self._method.on_train_batch_end(model, self.layers_of(model), step)
+        self._method.on_train_batch_end(self.context(model), step)
 
     def on_epoch_end(self, model, epoch, logs=None):
-        if self.method == "scl":
-            self.mark_changed()
+        self._method.on_epoch_end(self.context(model))
 
     # Reporting.
 
@@ -527,13 +435,13 @@ class WeightPruningController(PruningController):
             scalars["target_sparsity"] = self.sparsity
         for name, (p, t) in stats.items():
             scalars[f"sparsity/{name}"] = p / t if t else 0.0
-        scalars.update(self._method.scalars(model, self.layers_of(model)))
+        scalars.update(self._method.scalars(self.context(model)))
         return scalars
 
     def importance_histograms(self, model):
-        return self._method.histograms(model, self.layers_of(model))
+        return self._method.histograms(self.context(model))
 
-    def strip(self, model):
+    def strip(self, model, check=True):
         from keras_neuronprune.sparsity.strip_weight_pruning import (
             strip_weight_pruning,
         )
@@ -557,39 +465,34 @@ class WeightPruningController(PruningController):
             loss = keras.saving.serialize_keras_object(loss)
         return {
             "method": self.method,
+            "method_config": self._method.get_config(),
             "sparsity": None if self.sparsity_m_by_n else self.sparsity,
             "schedule": schedule,
             "distribution": self.distribution,
             "block_size": self.block_size,
             "sparsity_m_by_n": self.sparsity_m_by_n,
-            "threshold": self.threshold,
-            "quality": self.quality,
-            "update_frequency": self.update_frequency,
-            "drop_fraction": self.drop_fraction,
-            "drop_fraction_decay": self.drop_fraction_decay,
-            "end_step": self.end_step,
-            "shrink_ratio": self.shrink_ratio,
-            "penalty": self.penalty,
-            "penalty_rate": self.penalty_rate,
-            "mask_init": self.mask_init,
-            "num_batches": self.num_batches,
             "loss": loss,
-            "seed": self.seed,
             "xnnpack_sparse": self.xnnpack_sparse,
         }
 
     @classmethod
     def from_config(cls, config):
         config = dict(config)
-        if isinstance(config.get("schedule"), dict):
-            config["schedule"] = keras.saving.deserialize_keras_object(
-                config["schedule"]
-            )
-        if isinstance(config.get("loss"), dict):
-            config["loss"] = keras.saving.deserialize_keras_object(
-                config["loss"]
-            )
+        for key in ("schedule", "loss"):
+            if isinstance(config.get(key), dict):
+                config[key] = keras.saving.deserialize_keras_object(config[key])
         for key in ("block_size", "sparsity_m_by_n"):
             if config.get(key) is not None:
                 config[key] = tuple(config[key])
-        return cls(**config)
+        name = config.pop("method", "magnitude")
+        method_config = config.pop("method_config", None)
+        # Configurations saved before methods were objects hold the
+        # hyper-parameters flat.
+        legacy = {k: config.pop(k) for k in METHOD_ARGUMENTS if k in config}
+        if method_config is None:
+            method = get_method(
+                name, legacy, where="WeightPruningController", warn=False
+            )
+        else:
+            method = METHODS[name].from_config(method_config)
+        return cls(method=method, **config)

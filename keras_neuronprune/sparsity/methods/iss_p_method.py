@@ -1,11 +1,15 @@
 """`IssPMethod`: iterative soft shrinkage, then hard pruning (ISS-P)."""
 
+import keras
 import numpy as np
 
 from keras_neuronprune.sparsity.methods.base_method import BaseMethod
 from keras_neuronprune.sparsity.methods.base_method import magnitude_scores
+from keras_neuronprune.sparsity.methods.base_method import required_end_step
+from keras_neuronprune.utils.validation import check_fraction
 
 
+@keras.saving.register_keras_serializable(package="keras_neuronprune")
 class IssPMethod(BaseMethod):
     """Shrinks the smallest weights a little after every step, then prunes.
 
@@ -21,6 +25,19 @@ class IssPMethod(BaseMethod):
     published commands (Jiamian-Wang/Iterative-Soft-Shrinkage-SR README);
     0 gives iterative hard thresholding (IHT).
 
+    Args:
+        end_step: the step of the hard pruning (required).
+        shrink_ratio: factor applied to the smallest weights after every
+            step, in [0, 1) (0.95).
+
+    Raises:
+        ValueError: without `end_step`, or for an argument out of range.
+
+    Example:
+    ```python
+    method = IssPMethod(end_step=2000, shrink_ratio=0.9)
+    ```
+
     Reference:
         Wang et al., "Iterative Soft Shrinkage Learning for Efficient Image
         Super-Resolution", ICCV 2023, arXiv:2211.13654.
@@ -28,45 +45,52 @@ class IssPMethod(BaseMethod):
 
     name = "iss_p"
     distributions = ("uniform", "erk")
+    default_schedule_frequency = 1
 
-    def __init__(self, controller):
-        super().__init__(controller)
+    def __init__(self, end_step=None, shrink_ratio=0.95):
+        super().__init__()
+        self.end_step = required_end_step(
+            end_step,
+            self.name,
+            "soft shrinkage ends and weights are hard-pruned",
+        )
+        self.shrink_ratio = check_fraction(shrink_ratio, "shrink_ratio")
         self._hard_pruned = False
 
-    def on_train_begin(self, model, layers):
+    def on_train_begin(self, context):
         self._hard_pruned = False
 
-    def _lowest(self, layers, sparsity):
+    def _lowest(self, context, sparsity):
         scores = {
             name: magnitude_scores(layer, keep_pruned=False)
-            for name, layer in layers
+            for name, layer in context.layers
         }
-        return self.controller.masks_for(layers, scores, sparsity)
+        return context.select(scores, sparsity)
 
-    def on_train_batch_end(self, model, layers, step):
-        controller = self.controller
+    def on_train_batch_end(self, context, step):
         completed = int(step) + 1
-        if completed >= controller.end_step:
+        if completed >= self.end_step:
             if not self._hard_pruned:
-                self._hard_prune(model, layers)
+                self._hard_prune(context)
             return
-        should_prune, sparsity = controller.schedule_at(step)
+        should_prune, sparsity = context.schedule_at(step)
         if not should_prune or sparsity <= 0:
             return
-        keep = self._lowest(layers, sparsity)
-        ratio = controller.shrink_ratio
-        for name, layer in layers:
+        keep = self._lowest(context, sparsity)
+        ratio = self.shrink_ratio
+        for name, layer in context.layers:
             variable = layer.kernel_variable
             kernel = np.asarray(variable.numpy())
             factor = np.where(keep[name] > 0, 1.0, ratio).astype(kernel.dtype)
             variable.assign(kernel * factor)
 
-    def _hard_prune(self, model, layers):
+    def _hard_prune(self, context):
         # Masks are ones until the hard pruning: any zero means it already
         # happened (e.g. before a BackupAndRestore resume).
-        controller = self.controller
-        done = any((layer.current_mask() == 0).any() for _, layer in layers)
-        if not done and controller.final_sparsity > 0:
-            masks = self._lowest(layers, controller.final_sparsity)
-            controller.apply_masks(model, layers, masks)
+        done = any(
+            (layer.current_mask() == 0).any() for _, layer in context.layers
+        )
+        if not done and context.final_sparsity() > 0:
+            masks = self._lowest(context, context.final_sparsity())
+            context.apply_masks(masks)
         self._hard_pruned = True

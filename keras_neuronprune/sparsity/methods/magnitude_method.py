@@ -1,11 +1,15 @@
 """`MagnitudeMethod`: iterative magnitude pruning (Han et al. 2015)."""
 
+import keras
 import numpy as np
 
 from keras_neuronprune.sparsity.methods.base_method import BaseMethod
 from keras_neuronprune.sparsity.methods.base_method import magnitude_scores
+from keras_neuronprune.utils.validation import check_choice
+from keras_neuronprune.utils.validation import check_positive
 
 
+@keras.saving.register_keras_serializable(package="keras_neuronprune")
 class MagnitudeMethod(BaseMethod):
     """Prunes the smallest `|w|` whenever the schedule says so.
 
@@ -25,6 +29,20 @@ class MagnitudeMethod(BaseMethod):
     Pruned weights never come back (their score is -inf), and the weights
     that survive keep their trained values (no re-initialisation).
 
+    Args:
+        threshold: `"fraction"` (default) or `"std"`.
+        quality: with `threshold="std"`, the multiple of the layer's weight
+            standard deviation below which weights go (> 0, required).
+
+    Raises:
+        ValueError: for a bad `threshold` or `quality`.
+
+    Example:
+    ```python
+    pruned = keras_neuronprune.sparsity.prune_weights(
+        model, method=MagnitudeMethod(threshold="std", quality=0.8))
+    ```
+
     Reference:
         Han et al., "Learning both Weights and Connections for Efficient
         Neural Networks", arXiv:1506.02626; Zhu & Gupta, "To prune, or not
@@ -33,20 +51,48 @@ class MagnitudeMethod(BaseMethod):
 
     name = "magnitude"
 
-    def on_train_batch_begin(self, model, layers, step):
-        controller = self.controller
-        should_prune, sparsity = controller.schedule_at(step)
+    def __init__(self, threshold="fraction", quality=None):
+        super().__init__()
+        self.threshold = check_choice(
+            threshold, "threshold", ("fraction", "std")
+        )
+        self.quality = None
+        if threshold == "std":
+            if quality is None:
+                raise ValueError(
+                    "threshold='std' prunes |w| < quality * std(W): give "
+                    "`quality` (> 0). Received: quality=None"
+                )
+            self.quality = check_positive(quality, "quality")
+        elif quality is not None:
+            raise ValueError(
+                "`quality` only applies to threshold='std'. "
+                f"Received: quality={quality!r}"
+            )
+
+    @property
+    def sets_sparsity(self):
+        return self.threshold == "std"
+
+    @property
+    def supports_patterns(self):
+        return self.threshold == "fraction"
+
+    def on_train_batch_begin(self, context, step):
+        should_prune, sparsity = context.schedule_at(step)
         if not should_prune:
             return
-        if controller.threshold == "std":
+        if self.threshold == "std":
             masks = {}
-            for name, layer in layers:
+            for name, layer in context.layers:
                 kernel = layer.masked_kernel()
-                limit = controller.quality * float(np.std(kernel))
+                limit = self.quality * float(np.std(kernel))
                 masks[name] = layer.current_mask() * (
                     np.abs(kernel) >= limit
                 ).astype("float32")
         else:
-            scores = {name: magnitude_scores(layer) for name, layer in layers}
-            masks = controller.masks_for(layers, scores, sparsity)
-        controller.apply_masks(model, layers, masks)
+            scores = {
+                name: magnitude_scores(layer) for name, layer in context.layers
+            }
+            masks = context.select(scores, sparsity)
+        context.apply_masks(masks)

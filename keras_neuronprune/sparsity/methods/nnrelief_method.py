@@ -6,6 +6,7 @@ from keras import ops
 
 from keras_neuronprune.sparsity.layers import WeightMaskedDense
 from keras_neuronprune.sparsity.methods.base_method import BaseMethod
+from keras_neuronprune.utils.validation import check_int
 
 _CHUNK = 16
 
@@ -113,6 +114,7 @@ def cumulative_share_before(scores):
     return result
 
 
+@keras.saving.register_keras_serializable(package="keras_neuronprune")
 class NNReliefMethod(BaseMethod):
     """Iterative pruning by each connection's share of a neuron's input.
 
@@ -135,6 +137,19 @@ class NNReliefMethod(BaseMethod):
     slice (all spatial taps of input channel i in filter j together);
     depthwise layers (a single input per output) are never pruned.
 
+    Args:
+        num_batches: batches of `data` averaged per scoring (1).
+
+    Raises:
+        ValueError: if `num_batches` is not an int >= 1.
+
+    Example:
+    ```python
+    pruned = keras_neuronprune.sparsity.prune_weights(
+        model, method=NNReliefMethod(num_batches=4), sparsity=0.9,
+        data=train_ds)
+    ```
+
     Reference:
         Dekhovich et al., "Neural network relief: a pruning algorithm based
         on neural activity", arXiv:2109.10795.
@@ -142,12 +157,14 @@ class NNReliefMethod(BaseMethod):
 
     name = "nnrelief"
     needs_data = True
+    data_purpose = "measure the activity through each connection"
     default_distribution = "global"
     distributions = ("global", "uniform")
     supports_patterns = False
 
-    def __init__(self, controller):
-        super().__init__(controller)
+    def __init__(self, num_batches=1):
+        super().__init__()
+        self.num_batches = check_int(num_batches, "num_batches", 1)
         self._submodel = None
         self._submodel_of = None
         self.alpha = None
@@ -164,7 +181,7 @@ class NNReliefMethod(BaseMethod):
                         f"method='nnrelief' needs the inputs of layer "
                         f"{name!r}, which sits in a nested model; only "
                         "top-level layers are supported. Exclude it with "
-                        "`layers=`."
+                        "`ignored_layers=`."
                     )
             try:
                 tensors = [layer.input for _, layer in layers]
@@ -180,10 +197,10 @@ class NNReliefMethod(BaseMethod):
             outputs = [outputs]
         return [keras.ops.convert_to_numpy(o) for o in outputs]
 
-    def unit_scores(self, model, layers):
-        controller = self.controller
+    def unit_scores(self, context):
+        model, layers = context.model, context.layers
         totals = None
-        batches = controller.data_cycler().batches(controller.num_batches)
+        batches = context.batches(self.num_batches)
         for x, _ in batches:
             inputs = self._layer_inputs(model, layers, x)
             scores = [
@@ -196,12 +213,12 @@ class NNReliefMethod(BaseMethod):
                 totals = [t + s for t, s in zip(totals, scores)]
         return {name: t / len(batches) for (name, _), t in zip(layers, totals)}
 
-    def on_train_batch_begin(self, model, layers, step):
-        controller = self.controller
-        should_prune, sparsity = controller.schedule_at(step)
+    def on_train_batch_begin(self, context, step):
+        should_prune, sparsity = context.schedule_at(step)
         if not should_prune:
             return
-        shares = self.unit_scores(model, layers)
+        layers = context.layers
+        shares = self.unit_scores(context)
         self.last_scores = shares
         before, sizes, unit_masks = {}, {}, {}
         for name, layer in layers:
@@ -211,7 +228,7 @@ class NNReliefMethod(BaseMethod):
             value[unit_alive == 0] = np.inf
             before[name] = value
             sizes[name] = mask.size // shares[name].size
-        if controller.distribution == "global":
+        if context.distribution == "global":
             flat = np.concatenate([before[n].reshape(-1) for n, _ in layers])
             weights = np.concatenate(
                 [np.full(before[n].size, sizes[n]) for n, _ in layers]
@@ -250,7 +267,7 @@ class NNReliefMethod(BaseMethod):
             masks[name] = np.broadcast_to(unit_masks[name], shape).astype(
                 "float32"
             )
-        controller.apply_masks(model, layers, masks)
+        context.apply_masks(masks)
 
-    def scalars(self, model, layers):
+    def scalars(self, context):
         return {} if self.alpha is None else {"nnrelief/alpha": self.alpha}

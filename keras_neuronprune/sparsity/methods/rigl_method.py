@@ -2,10 +2,15 @@
 
 import math
 
+import keras
 import numpy as np
 
 from keras_neuronprune.sparsity._selection import num_pruned
 from keras_neuronprune.sparsity.methods.base_method import BaseMethod
+from keras_neuronprune.sparsity.methods.base_method import required_end_step
+from keras_neuronprune.utils.validation import check_choice
+from keras_neuronprune.utils.validation import check_fraction
+from keras_neuronprune.utils.validation import check_int
 
 
 def cosine_drop_fraction(step, initial, end_step):
@@ -52,6 +57,7 @@ def rigl_update(mask, kernel, grad, drop_fraction):
     return new_mask.reshape(mask.shape), grown.reshape(mask.shape), k
 
 
+@keras.saving.register_keras_serializable(package="keras_neuronprune")
 class RigLMethod(BaseMethod):
     """Rigged Lottery: sparse from the start, connections move during training.
 
@@ -69,6 +75,25 @@ class RigLMethod(BaseMethod):
     masks are set to 1 for the gradient pass only, which does not change
     the forward pass because pruned weights are stored as exact zeros.
 
+    Args:
+        end_step: the last update step (T_end, required; the paper uses
+            75% of training).
+        drop_fraction: initial fraction of active weights replaced per
+            update (alpha), in (0, 1) (0.3).
+        drop_fraction_decay: `"cosine"` (default) or `"constant"`.
+        update_frequency: steps between mask updates (Delta T, 100).
+        seed: seed of the random initial masks (None: a fresh draw).
+
+    Raises:
+        ValueError: without `end_step`, or for an argument out of range.
+
+    Example:
+    ```python
+    pruned = keras_neuronprune.sparsity.prune_weights(
+        model, method=RigLMethod(end_step=3000, drop_fraction=0.3),
+        sparsity=0.9, data=train_ds)
+    ```
+
     Reference:
         Evci et al., "Rigging the Lottery: Making All Tickets Winners",
         arXiv:1911.11134 (google-research/rigl, rigl_tf2/mask_updaters.py).
@@ -76,23 +101,44 @@ class RigLMethod(BaseMethod):
 
     name = "rigl"
     needs_data = True
+    data_purpose = "compute the gradients that decide regrowth"
     needs_loss = True
     uses_schedule = False
     default_distribution = "erk"
     distributions = ("erk", "uniform")
     supports_patterns = False
 
-    def __init__(self, controller):
-        super().__init__(controller)
+    def __init__(
+        self,
+        end_step=None,
+        drop_fraction=0.3,
+        drop_fraction_decay="cosine",
+        update_frequency=100,
+        seed=None,
+    ):
+        super().__init__()
+        self.end_step = required_end_step(
+            end_step, self.name, "mask updates stop, T_end"
+        )
+        self.drop_fraction = check_fraction(
+            drop_fraction, "drop_fraction", include_zero=False
+        )
+        self.drop_fraction_decay = check_choice(
+            drop_fraction_decay, "drop_fraction_decay", ("cosine", "constant")
+        )
+        self.update_frequency = check_int(
+            update_frequency, "update_frequency", 1
+        )
+        self.seed = None if seed is None else check_int(seed, "seed", 0)
         self.last_update = {}
 
-    def initialize(self, model, layers):
-        controller = self.controller
-        rng = np.random.default_rng(controller.seed)
+    def initialize(self, context):
+        rng = np.random.default_rng(self.seed)
         shapes = {
-            name: tuple(layer.kernel_mask.shape) for name, layer in layers
+            name: tuple(layer.kernel_mask.shape)
+            for name, layer in context.layers
         }
-        sparsities = controller.layer_sparsities(shapes, controller.sparsity)
+        sparsities = context.layer_sparsities(shapes, context.sparsity)
         masks = {}
         for name, shape in shapes.items():
             size = int(np.prod(shape))
@@ -101,50 +147,46 @@ class RigLMethod(BaseMethod):
                 rng.permutation(size)[: num_pruned(size, sparsities[name])]
             ] = 0
             masks[name] = flat.reshape(shape)
-        controller.apply_masks(model, layers, masks)
+        context.apply_masks(masks)
 
     def drop_fraction_at(self, step):
-        controller = self.controller
-        if controller.drop_fraction_decay == "constant":
-            return controller.drop_fraction
-        return cosine_drop_fraction(
-            step, controller.drop_fraction, controller.end_step
-        )
+        if self.drop_fraction_decay == "constant":
+            return self.drop_fraction
+        return cosine_drop_fraction(step, self.drop_fraction, self.end_step)
 
     def is_update_step(self, completed_steps):
-        controller = self.controller
         return (
             completed_steps > 0
-            and completed_steps % controller.update_frequency == 0
-            and completed_steps <= controller.end_step
+            and completed_steps % self.update_frequency == 0
+            and completed_steps <= self.end_step
         )
 
-    def dense_gradients(self, model, layers):
+    def dense_gradients(self, context):
         from keras_neuronprune.utils.gradients import loss_and_gradients
 
-        controller = self.controller
-        x, y = controller.data_cycler().next_batch()
+        model, layers = context.model, context.layers
+        ((x, y),) = context.batches(1)
         saved = [np.asarray(layer.kernel_mask.numpy()) for _, layer in layers]
         for (_, layer), mask in zip(layers, saved):
             layer.kernel_mask.assign(np.ones(mask.shape, mask.dtype))
         try:
             variables = [layer.kernel_variable for _, layer in layers]
             _, grads = loss_and_gradients(
-                model, variables, x, y, controller.loss_fn(model)
+                model, variables, x, y, context.loss()
             )
         finally:
             for (_, layer), mask in zip(layers, saved):
                 layer.kernel_mask.assign(mask)
         return grads
 
-    def on_train_batch_end(self, model, layers, step):
+    def on_train_batch_end(self, context, step):
         completed = int(step) + 1
         if not self.is_update_step(completed):
             return
         fraction = self.drop_fraction_at(completed)
-        grads = self.dense_gradients(model, layers)
+        grads = self.dense_gradients(context)
         masks, grown, self.last_update = {}, {}, {}
-        for (name, layer), grad in zip(layers, grads):
+        for (name, layer), grad in zip(context.layers, grads):
             old = layer.current_mask()
             new, new_connections, k = rigl_update(
                 old, layer.masked_kernel(), grad, fraction
@@ -157,8 +199,8 @@ class RigLMethod(BaseMethod):
                 "active_after": int(new.sum()),
             }
         self.last_drop_fraction = fraction
-        self.controller.apply_masks(model, layers, masks, reset=grown)
+        context.apply_masks(masks, reset=grown)
 
-    def scalars(self, model, layers):
+    def scalars(self, context):
         fraction = getattr(self, "last_drop_fraction", None)
         return {} if fraction is None else {"rigl/drop_fraction": fraction}

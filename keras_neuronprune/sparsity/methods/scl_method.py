@@ -1,11 +1,16 @@
 """`SclMethod`: masks learned with a straight-through estimator (SCL)."""
 
+import keras
 import numpy as np
 
 from keras_neuronprune.sparsity._optimizer_slots import reset_all_slots
 from keras_neuronprune.sparsity.methods.base_method import BaseMethod
+from keras_neuronprune.utils.validation import check_int
+from keras_neuronprune.utils.validation import check_non_negative
+from keras_neuronprune.utils.validation import check_positive
 
 
+@keras.saving.register_keras_serializable(package="keras_neuronprune")
 class SclMethod(BaseMethod):
     """Sparse Connectivity Learning: the network learns which weights to keep.
 
@@ -33,6 +38,22 @@ class SclMethod(BaseMethod):
     zeroed and training continues with fixed masks. Without `end_step` the
     masks are never frozen and stripping uses `step(m)`.
 
+    Args:
+        end_step: the step at which masks freeze (None: never).
+        penalty: initial connection-count penalty lambda, >= 0 (0.1).
+        penalty_rate: relative change of lambda per adaptation, > 0 (0.1).
+        mask_init: initial mask score, > 0 (0.05).
+        update_frequency: steps between penalty adaptations (10).
+
+    Raises:
+        ValueError: for an argument out of range.
+
+    Example:
+    ```python
+    pruned = keras_neuronprune.sparsity.prune_weights(
+        model, method=SclMethod(end_step=1000, penalty=0.2), sparsity=0.8)
+    ```
+
     Reference:
         Tang et al., "Automatic Sparse Connectivity Learning for Neural
         Networks", arXiv:2201.05020.
@@ -43,7 +64,37 @@ class SclMethod(BaseMethod):
     distributions = ("global",)
     supports_patterns = False
     learned_mask = True
-    default_update_frequency = 10
+    needs_sparsity = False
+
+    def __init__(
+        self,
+        end_step=None,
+        penalty=0.1,
+        penalty_rate=0.1,
+        mask_init=0.05,
+        update_frequency=10,
+    ):
+        super().__init__()
+        self.end_step = (
+            None if end_step is None else check_int(end_step, "end_step", 1)
+        )
+        self.penalty = check_non_negative(penalty, "penalty")
+        self.penalty_rate = check_positive(penalty_rate, "penalty_rate")
+        self.mask_init = check_positive(mask_init, "mask_init")
+        self.update_frequency = check_int(
+            update_frequency, "update_frequency", 1
+        )
+
+    @property
+    def default_schedule_frequency(self):
+        return self.update_frequency
+
+    def masked_layer_config(self):
+        return {
+            "learned_mask": True,
+            "mask_init": self.mask_init,
+            "mask_penalty": self.penalty,
+        }
 
     def _frozen(self, layers):
         return all(
@@ -58,47 +109,50 @@ class SclMethod(BaseMethod):
             kept += float(mask.sum())
         return 1.0 - kept / max(total, 1)
 
-    def on_train_batch_end(self, model, layers, step):
-        controller = self.controller
+    def on_train_batch_end(self, context, step):
+        layers = context.layers
         if self._frozen(layers):
             return
         completed = int(step) + 1
-        if controller.end_step is not None and completed >= controller.end_step:
-            self.freeze(model, layers)
+        if self.end_step is not None and completed >= self.end_step:
+            self.freeze(context)
             return
-        if controller.sparsity is None:
+        if context.sparsity is None:
             return
-        if completed % controller.update_frequency:
+        if completed % self.update_frequency:
             return
-        _, target = controller.schedule_at(step)
+        _, target = context.schedule_at(step)
         current = self.learned_sparsity(layers)
-        factor = 1.0 + controller.penalty_rate
+        factor = 1.0 + self.penalty_rate
         penalty = float(layers[0][1].mask_penalty_weight.numpy())
         penalty = penalty * factor if current < target else penalty / factor
         penalty = float(np.clip(penalty, 1e-6, 1e3))
         for _, layer in layers:
             layer.mask_penalty_weight.assign(penalty)
-        controller.mark_changed()
+        context.mark_changed()
 
-    def freeze(self, model, layers):
-        controller = self.controller
-        if controller.sparsity is not None:
+    def on_epoch_end(self, context):
+        # The learned masks move with every step: refresh the statistics.
+        context.mark_changed()
+
+    def freeze(self, context):
+        layers = context.layers
+        if context.sparsity is not None:
             scores = {
                 name: np.asarray(layer.kernel_mask_score.numpy(), "float64")
                 for name, layer in layers
             }
-            masks = controller.masks_for(
-                layers, scores, controller.final_sparsity
-            )
+            masks = context.select(scores, context.final_sparsity())
         else:
             masks = {name: layer.current_mask() for name, layer in layers}
         for name, layer in layers:
             layer.kernel_mask.assign(masks[name])
             layer.mask_frozen.assign(1.0)
-            reset_all_slots(model.optimizer, layer.kernel_mask_score)
-        controller.apply_masks(model, layers, masks)
+            reset_all_slots(context.model.optimizer, layer.kernel_mask_score)
+        context.apply_masks(masks)
 
-    def scalars(self, model, layers):
+    def scalars(self, context):
+        layers = context.layers
         if not layers:
             return {}
         return {
@@ -106,8 +160,8 @@ class SclMethod(BaseMethod):
             "scl/frozen": float(self._frozen(layers)),
         }
 
-    def histograms(self, model, layers):
+    def histograms(self, context):
         return {
             name: np.asarray(layer.kernel_mask_score.numpy()).reshape(-1)
-            for name, layer in layers
+            for name, layer in context.layers
         }

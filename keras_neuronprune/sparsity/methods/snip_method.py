@@ -1,8 +1,10 @@
 """`SnipMethod`: connection sensitivity at initialisation (SNIP)."""
 
+import keras
 import numpy as np
 
 from keras_neuronprune.sparsity.methods.base_method import BaseMethod
+from keras_neuronprune.utils.validation import check_int
 
 
 def snip_scores(model, layers, batches, loss):
@@ -40,6 +42,7 @@ def snip_scores(model, layers, batches, loss):
     return {name: t / norm for (name, _), t in zip(layers, totals)}
 
 
+@keras.saving.register_keras_serializable(package="keras_neuronprune")
 class SnipMethod(BaseMethod):
     """Single-shot pruning before training by connection sensitivity.
 
@@ -51,6 +54,17 @@ class SnipMethod(BaseMethod):
     kernels are pruned: the official code also scores biases, which this
     library never masks.
 
+    Args:
+        num_batches: batches of `data` summed into the scores (1).
+
+    Raises:
+        ValueError: if `num_batches` is not an int >= 1.
+
+    Example:
+    ```python
+    method = SnipMethod(num_batches=2)  # sums the scores of two batches
+    ```
+
     Reference:
         Lee, Ajanthan & Torr, "SNIP: Single-shot Network Pruning based on
         Connection Sensitivity", arXiv:1810.02340.
@@ -58,14 +72,19 @@ class SnipMethod(BaseMethod):
 
     name = "snip"
     needs_data = True
+    data_purpose = "compute its sensitivities at initialisation"
     needs_loss = True
     uses_schedule = False
     default_distribution = "global"
 
-    def initialize(self, model, layers):
-        controller = self.controller
-        batches = controller.data_cycler().batches(controller.num_batches)
-        scores = snip_scores(model, layers, batches, controller.loss_fn(model))
+    def __init__(self, num_batches=1):
+        super().__init__()
+        self.num_batches = check_int(num_batches, "num_batches", 1)
+
+    def initialize(self, context):
+        batches = context.batches(self.num_batches)
+        scores = snip_scores(
+            context.model, context.layers, batches, context.loss()
+        )
         self.last_scores = scores
-        masks = controller.masks_for(layers, scores, controller.sparsity)
-        controller.apply_masks(model, layers, masks)
+        context.apply_masks(context.select(scores, context.sparsity))

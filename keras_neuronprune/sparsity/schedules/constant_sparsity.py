@@ -3,8 +3,8 @@
 import keras
 
 from keras_neuronprune.schedules import PruningSchedule
-from keras_neuronprune.sparsity._validation import validate_int
-from keras_neuronprune.sparsity._validation import validate_sparsity
+from keras_neuronprune.utils.validation import check_fraction
+from keras_neuronprune.utils.validation import check_int
 
 
 @keras.saving.register_keras_serializable(package="keras_neuronprune")
@@ -42,15 +42,15 @@ class ConstantSparsity(PruningSchedule):
     def __init__(
         self, target_sparsity, begin_step=0, end_step=-1, frequency=100
     ):
-        self.target_sparsity = validate_sparsity(
+        self.target_sparsity = check_fraction(
             target_sparsity, "target_sparsity"
         )
         self._final_ratio = self.target_sparsity
-        self.begin_step = validate_int(begin_step, "begin_step", 0)
-        self.end_step = validate_int(
-            end_step, "end_step", self.begin_step, allow_minus_one=True
+        self.begin_step = check_int(begin_step, "begin_step", 0)
+        self.end_step = check_int(
+            end_step, "end_step", self.begin_step, allow=(-1,)
         )
-        self.frequency = validate_int(frequency, "frequency", 1)
+        self.frequency = check_int(frequency, "frequency", 1)
 
     def __call__(self, step):
         step = int(step)
