@@ -3,6 +3,7 @@
 import numpy as np
 
 from keras_neuronprune.analysis.sensitivity_report import SensitivityReport
+from keras_neuronprune.core.selection import ChannelSelector
 from keras_neuronprune.utils.calibration import calibration_batches
 
 _DEFAULT_RATIOS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
@@ -33,6 +34,26 @@ def _l1_scores(model, group):
         if s.variable.name.split("/")[-1] in ("kernel", "pointwise_kernel"):
             scores += s.per_channel(np.abs(s.variable.numpy()))
     return scores
+
+
+def _scores(model, criterion, groups, batches, loss, verbose):
+    """Dict group name -> scores: Li et al.'s L1 norms or a criterion's."""
+    if isinstance(criterion, str) and criterion == "l1":
+        return {g.name: _l1_scores(model, g) for g in groups}
+    from keras_neuronprune.criteria import get
+    from keras_neuronprune.criteria.base_criterion import ScoringContext
+
+    return get(criterion).score(
+        ScoringContext(model, groups, batches, loss, verbose=verbose)
+    )
+
+
+def _progress_bar(total, verbose):
+    if not verbose:
+        return None
+    import keras
+
+    return keras.utils.Progbar(total, verbose=verbose, unit_name="model")
 
 
 def sensitivity_analysis(
@@ -110,45 +131,30 @@ def sensitivity_analysis(
         def evaluate(candidate):
             return _accuracy(candidate, batches)
 
-    if isinstance(criterion, str) and criterion == "l1":
-        scores = {n: _l1_scores(model, prunable[n]) for n in names}
-    else:
-        from keras_neuronprune.criteria import get
-        from keras_neuronprune.criteria.base_criterion import ScoringContext
-
-        scorer = get(criterion)
-        selected = [prunable[n] for n in names]
-        scores = scorer.score(
-            ScoringContext(model, selected, batches, loss, verbose=verbose)
-        )
+    selected = [prunable[n] for n in names]
+    scores = _scores(model, criterion, selected, batches, loss, verbose)
     baseline = evaluate(model)
+    # Li et al.'s counts: the removed share rounded half up, no conv-group
+    # balance (see `ChannelSelector`).
+    selector = ChannelSelector(
+        min_channels=min_channels, rounding="half_up", partition="none"
+    )
     results, kept = {}, {}
-    bar = None
-    if verbose:
-        import keras
-
-        bar = keras.utils.Progbar(
-            len(names) * len(ratios), verbose=verbose, unit_name="model"
-        )
-    done = 0
+    bar = _progress_bar(len(names) * len(ratios), verbose)
     for name in names:
-        size = prunable[name].size
-        order = np.argsort(-np.asarray(scores[name]), kind="stable")
+        plans = selector.plans([prunable[name]])
         values, counts = [], []
         for ratio in ratios:
-            done += 1
-            n_remove = int(np.floor(ratio * size + 0.5))  # round half up
-            n_keep = max(int(min_channels), size - n_remove)
-            n_keep = min(n_keep, size)
-            if n_keep == size:
+            count = selector.ratio_counts(plans, scores, {}, ratio)
+            keep = selector.keep_sets(plans, scores, count)[name]
+            if count[name] == prunable[name].size:
                 values.append(baseline)
             else:
-                keep = np.sort(order[:n_keep]).tolist()
-                thin, _ = thin_model(model, {name: keep})
+                thin, _ = thin_model(model, {name: keep.tolist()})
                 values.append(float(evaluate(thin)))
-            counts.append(n_keep)
+            counts.append(count[name])
             if bar is not None:
-                bar.update(done)
+                bar.add(1)
         results[name] = values
         kept[name] = counts
     return SensitivityReport(baseline, ratios, results, kept, metric_name)

@@ -21,7 +21,7 @@ import inspect
 
 import keras
 
-from keras_neuronprune.criteria._layer_utils import find_layer
+from keras_neuronprune.core.surgery import find_layer
 from keras_neuronprune.criteria.base_criterion import Criterion
 from keras_neuronprune.criteria.base_criterion import ScoringContext
 from keras_neuronprune.criteria.base_criterion import normalize_scores

@@ -1,10 +1,10 @@
 """Shared implementation of the `l1` and `l2` filter-norm criteria."""
 
+from keras_neuronprune.core.surgery import try_find_layer
 from keras_neuronprune.criteria._layer_utils import axis_power_sums
 from keras_neuronprune.criteria._layer_utils import consumer_kernel_norms
 from keras_neuronprune.criteria._layer_utils import gather_positions
 from keras_neuronprune.criteria._layer_utils import producer_kernel
-from keras_neuronprune.criteria._layer_utils import try_find_layer
 from keras_neuronprune.criteria.base_criterion import Criterion
 from keras_neuronprune.criteria.base_criterion import check_normalize
 from keras_neuronprune.criteria.base_criterion import normalize_scores

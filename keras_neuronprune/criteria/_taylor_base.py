@@ -20,7 +20,7 @@ channel that appears at several positions (r > 1) sums them.
 import keras
 import numpy as np
 
-from keras_neuronprune.criteria._layer_utils import try_find_layer
+from keras_neuronprune.core.surgery import try_find_layer
 from keras_neuronprune.criteria.base_criterion import Criterion
 from keras_neuronprune.criteria.base_criterion import check_finite_scores
 from keras_neuronprune.criteria.base_criterion import check_normalize

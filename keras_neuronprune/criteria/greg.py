@@ -19,11 +19,11 @@ object itself holds only configuration.
 import keras
 import numpy as np
 
+from keras_neuronprune.core.surgery import try_find_layer
 from keras_neuronprune.criteria._layer_utils import axis_power_sums
 from keras_neuronprune.criteria._layer_utils import first_positions
 from keras_neuronprune.criteria._layer_utils import gather_positions
 from keras_neuronprune.criteria._layer_utils import producer_kernel
-from keras_neuronprune.criteria._layer_utils import try_find_layer
 from keras_neuronprune.criteria.base_criterion import Criterion
 from keras_neuronprune.criteria.base_criterion import check_finite_scores
 from keras_neuronprune.regularizers import GRegSchedule
@@ -31,6 +31,7 @@ from keras_neuronprune.regularizers import GrowingRegularizer
 from keras_neuronprune.regularizers.growing_regularizer import KEEP
 from keras_neuronprune.regularizers.growing_regularizer import PRUNE
 from keras_neuronprune.regularizers.growing_regularizer import UNDECIDED
+from keras_neuronprune.utils.validation import check_fraction
 
 _SCHEDULE_KEYS = (
     "variant",
@@ -106,7 +107,7 @@ class GReg(Criterion):
                 f"Schedule arguments: {list(_SCHEDULE_KEYS[1:])}"
             )
         self.pruning_ratio = _check_ratios(pruning_ratio)
-        self.default_ratio = _check_ratio(default_ratio, "default_ratio")
+        self.default_ratio = check_fraction(default_ratio, "default_ratio")
         self.schedule = GRegSchedule(variant=variant, **schedule_kwargs)
 
     @property
@@ -264,22 +265,10 @@ def _below_unpicked(value, picked):
     return value
 
 
-def _check_ratio(value, name):
-    try:
-        ratio = float(value)
-    except (TypeError, ValueError):
-        ratio = float("nan")
-    if not 0.0 <= ratio < 1.0:
-        raise ValueError(
-            f"`{name}` must be in [0, 1). Received: {name}={value!r}"
-        )
-    return ratio
-
-
 def _check_ratios(value):
     if isinstance(value, dict):
         return {
-            str(k): _check_ratio(v, f"pruning_ratio[{k!r}]")
+            str(k): check_fraction(v, f"pruning_ratio[{k!r}]")
             for k, v in value.items()
         }
-    return _check_ratio(value, "pruning_ratio")
+    return check_fraction(value, "pruning_ratio")

@@ -3,15 +3,14 @@
 import keras
 import numpy as np
 
+from keras_neuronprune.core.surgery import layer_by_name
+from keras_neuronprune.criteria._moved import moved_driver
 from keras_neuronprune.criteria.base_criterion import Criterion
 from keras_neuronprune.criteria.base_criterion import check_finite_scores
 from keras_neuronprune.utils.calibration import calibration_batches
 from keras_neuronprune.utils.features import call_site_map
 from keras_neuronprune.utils.features import feature_model
-from keras_neuronprune.utils.features import layer_by_name
 from keras_neuronprune.utils.gradients import activations_and_gradients
-from keras_neuronprune.utils.iterative import default_fine_tune
-from keras_neuronprune.utils.iterative import iterative_prune
 from keras_neuronprune.utils.patches import input_patches
 from keras_neuronprune.utils.patches import sample_locations
 from keras_neuronprune.utils.patches import supports
@@ -375,75 +374,11 @@ class HessianSpectral(Criterion):
         return config
 
 
-def hessian_spectral_prune(
-    model,
-    data,
-    loss,
-    ratio,
-    iterations=5,
-    train_steps=50,
-    warmup_steps=100,
-    learning_rate=1e-2,
-    flatness_weight=0.5,
-    train=None,
-    min_channels=1,
-):
-    """Trains and prunes together, guided by the Hessian spectral radius.
-
-    The model is trained for `warmup_steps`, then `iterations` times: score
-    every channel with `HessianSpectral` on the current weights, remove the
-    globally lowest-scoring share of `ratio` with `thin_model`, and train
-    `train_steps` more steps. The method is meant to start from an
-    untrained (or lightly trained) model.
-
-    Args:
-        model: the model (not modified; training happens on a copy).
-        data: iterable of `(x, y)` batches.
-        loss: Keras loss.
-        ratio: fraction of all prunable channels removed in the end.
-        iterations: number of prune rounds.
-        train_steps: SGD steps after each round.
-        warmup_steps: SGD steps before the first round.
-        learning_rate: SGD (momentum 0.9) learning rate.
-        flatness_weight: see `HessianSpectral`.
-        train: optional `train(model, batches, steps) -> model or None`
-            replacing the built-in SGD steps.
-        min_channels: channels every group keeps at least.
-
-    Returns:
-        `(new_model, history)`.
-
-    Example:
-        >>> thin, history = hessian_spectral_prune(
-        ...     model, data, "sparse_categorical_crossentropy", ratio=0.5)
-    """
-    from keras_neuronprune.criteria.base_criterion import ScoringContext
-    from keras_neuronprune.rewrite import thin_model
-
-    batches = calibration_batches(
-        data, model, "hessian_spectral_prune", needs_targets=True
-    )
-    if train is None:
-
-        def train(current, batches, steps):
-            return default_fine_tune(loss, learning_rate, steps)(
-                current, batches
-            )
-
-    start, _ = thin_model(model, {})
-    replaced = train(start, batches, warmup_steps)
-    start = replaced if replaced is not None else start
-    criterion = HessianSpectral(flatness_weight=flatness_weight, min_samples=1)
-
-    def score_fn(current, groups):
-        return criterion.score(ScoringContext(current, groups, batches, loss))
-
-    return iterative_prune(
-        start,
-        batches,
-        score_fn,
-        ratio,
-        iterations,
-        lambda current, b: train(current, b, train_steps),
-        min_channels,
+def __getattr__(name):
+    # Deprecated: the driver moved up to `keras_neuronprune.pruning`.
+    return moved_driver(
+        __name__,
+        name,
+        "hessian_spectral_prune",
+        "keras_neuronprune.pruning.hessian_spectral",
     )

@@ -3,12 +3,11 @@
 import keras
 import numpy as np
 
+from keras_neuronprune.criteria._moved import moved_driver
 from keras_neuronprune.criteria.base_criterion import Criterion
 from keras_neuronprune.criteria.base_criterion import check_finite_scores
 from keras_neuronprune.utils.calibration import calibration_batches
 from keras_neuronprune.utils.gradients import loss_and_gradients
-from keras_neuronprune.utils.iterative import default_fine_tune
-from keras_neuronprune.utils.iterative import iterative_prune
 from keras_neuronprune.utils.structures import structure_slices
 
 
@@ -222,57 +221,8 @@ class SInGE(Criterion):
         return config
 
 
-def singe_prune(
-    model,
-    data,
-    loss,
-    ratio,
-    iterations=5,
-    fine_tune=None,
-    fine_tune_steps=20,
-    learning_rate=1e-3,
-    steps=8,
-    min_channels=1,
-):
-    """SInGE's entwined loop: prune a few channels, fine-tune, repeat.
-
-    Each iteration scores every prunable group with `SInGE` on the current
-    model, removes the globally least relevant channels (an equal share of
-    the total `ratio` per iteration) with `thin_model`, then fine-tunes.
-
-    Args:
-        model: trained model (not modified).
-        data: iterable of `(x, y)` batches (calibration and fine-tuning).
-        loss: Keras loss.
-        ratio: fraction of all prunable channels removed in the end.
-        iterations: number of prune / fine-tune rounds.
-        fine_tune: `fine_tune(model, batches) -> model or None`; default:
-            `fine_tune_steps` SGD steps (momentum 0.9) at `learning_rate`.
-        fine_tune_steps, learning_rate: the default fine-tuning.
-        steps: Riemann points of each SInGE path.
-        min_channels: channels every group keeps at least.
-
-    Returns:
-        `(new_model, history)`; `history` has one dict per round.
-
-    Example:
-        >>> thin, history = singe_prune(model, data, "mse", ratio=0.3)
-
-    Reference:
-        Yvinec et al., SInGE, NeurIPS 2022, https://arxiv.org/abs/2207.04089
-    """
-    from keras_neuronprune.criteria.base_criterion import ScoringContext
-
-    batches = calibration_batches(
-        data, model, "singe_prune", min_samples=1, needs_targets=True
-    )
-    criterion = SInGE(steps=steps, min_samples=1)
-    if fine_tune is None:
-        fine_tune = default_fine_tune(loss, learning_rate, fine_tune_steps)
-
-    def score_fn(current, groups):
-        return criterion.score(ScoringContext(current, groups, batches, loss))
-
-    return iterative_prune(
-        model, batches, score_fn, ratio, iterations, fine_tune, min_channels
+def __getattr__(name):
+    # Deprecated: the driver moved up to `keras_neuronprune.pruning`.
+    return moved_driver(
+        __name__, name, "singe_prune", "keras_neuronprune.pruning.singe"
     )

@@ -3,12 +3,13 @@
 import keras
 import numpy as np
 
+from keras_neuronprune.core.surgery import layer_by_name
+from keras_neuronprune.criteria._moved import moved_driver
 from keras_neuronprune.criteria.base_criterion import Criterion
 from keras_neuronprune.criteria.base_criterion import check_finite_scores
 from keras_neuronprune.utils.calibration import calibration_batches
 from keras_neuronprune.utils.features import call_site_map
 from keras_neuronprune.utils.features import feature_model
-from keras_neuronprune.utils.features import layer_by_name
 from keras_neuronprune.utils.features import member_tensor
 from keras_neuronprune.utils.features import run_feature_model
 from keras_neuronprune.utils.patches import patch_contributions
@@ -162,7 +163,8 @@ class ThiNet(Criterion):
       measured: they get the largest score and a warning (see
       `Criterion.fill_unsupported`).
     * The least-squares rescale of the kept channels belongs to
-      `thinet_prune`, which folds it into the consumers' kernels.
+      `keras_neuronprune.pruning.thinet_prune`, which folds it into the
+      consumers' kernels.
 
     Args:
         samples_per_image: output locations sampled per image (ThiNet
@@ -244,166 +246,8 @@ class ThiNet(Criterion):
         return config
 
 
-def _scale_consumer_inputs(layer, positions, scales):
-    kernel = np.array(layer.kernel.numpy())
-    axis = 0 if isinstance(layer, keras.layers.Dense) else kernel.ndim - 2
-    view = np.moveaxis(kernel, axis, 0)
-    for k, pos in enumerate(positions):
-        view[pos] *= scales[k]
-    layer.kernel.assign(np.moveaxis(view, 0, axis))
-
-
-def thinet_prune(
-    model,
-    data,
-    ratio,
-    groups=None,
-    fine_tune=None,
-    samples_per_image=10,
-    skip_residual=True,
-    min_channels=1,
-    rescale=True,
-    seed=0,
-):
-    """Prunes a trained model layer by layer with ThiNet.
-
-    For each selected channel group in graph order: sample the consumers'
-    inputs on the current model, choose the channels to remove greedily
-    (`greedy_removal_order`), remove them with `thin_model`, fold the
-    least-squares scales of the kept channels into each consumer's kernel
-    (`least_squares_scales`), then call `fine_tune` before the next group.
-
-    Args:
-        model: a trained functional or Sequential model (not modified).
-        data: calibration data, an iterable of `(x, y)` batches (targets
-            are only used by `fine_tune`).
-        ratio: fraction of each group's channels to remove, in [0, 1).
-        groups: names of the groups to prune (default: every prunable
-            group, minus residual streams when `skip_residual`).
-        fine_tune: optional callable `fine_tune(model, group_name)` called
-            after each group; it may train the model in place and return
-            None, or return a replacement model.
-        samples_per_image: output locations sampled per image.
-        skip_residual: skip groups with several producers (the channels of
-            a residual stream), as ThiNet does on ResNets.
-        min_channels: keep at least this many channels per group.
-        rescale: fold the least-squares scales into the consumers.
-        seed: seed of the location sampling.
-
-    Returns:
-        `(new_model, report)`: the thinned model and a dict with one entry
-        per pruned group (`size`, `kept`, `removed`, the relative
-        reconstruction error of each consumer without and with the
-        rescale) plus `params_before` / `params_after`.
-
-    Raises:
-        ValueError: for a bad `ratio`, unknown group names or bad data.
-
-    Example:
-        >>> thin, report = thinet_prune(model, data, ratio=0.5)
-
-    Reference:
-        Luo et al., "ThiNet", ICCV 2017, https://arxiv.org/abs/1707.06342
-    """
-    from keras_neuronprune.graph import channel_groups
-    from keras_neuronprune.rewrite import thin_model
-
-    if not 0 <= ratio < 1:
-        raise ValueError(f"`ratio` must be in [0, 1). Received: ratio={ratio}")
-    if int(min_channels) < 1:
-        raise ValueError(
-            "`min_channels` must be >= 1. Received: "
-            f"min_channels={min_channels}"
-        )
-    batches = calibration_batches(data, model, "thinet_prune", min_samples=1)
-    all_groups = channel_groups(model)
-    by_name = {g.name: g for g in all_groups}
-    if groups is None:
-        names = [
-            g.name
-            for g in all_groups
-            if g.prunable and not (skip_residual and len(g.producers) > 1)
-        ]
-    else:
-        names = list(groups)
-        for name in names:
-            if name not in by_name or not by_name[name].prunable:
-                raise ValueError(
-                    f"`groups` must name prunable channel groups. Received: "
-                    f"{name!r}"
-                )
-    current = model
-    report = {"groups": [], "params_before": model.count_params()}
-    for name in names:
-        group = {g.name: g for g in channel_groups(current)}[name]
-        n_remove = int(np.floor(ratio * group.size + 0.5))  # half up
-        n_remove = min(n_remove, group.size - int(min_channels))
-        if n_remove <= 0:
-            continue
-        entries = consumer_grams(
-            current, [group], batches, samples_per_image, seed, False
-        )[name]
-        if not entries:
-            raise ValueError(
-                f"ThiNet cannot prune channel group {name!r}: no Conv/Dense "
-                "consumer to reconstruct."
-            )
-        joint = sum(g / max(float(g.sum()), 1e-30) for _, g in entries)
-        order, _ = greedy_removal_order(joint)
-        keep = np.sort(order[n_remove:])
-        removed = np.sort(order[:n_remove])
-        errors = []
-        scales = {}
-        for member, gram in entries:
-            full = max(float(gram.sum()), 1e-30)
-            plain = float(gram[np.ix_(removed, removed)].sum()) / full
-            w = least_squares_scales(gram, keep) if rescale else None
-            if w is not None:
-                g_kk = gram[np.ix_(keep, keep)]
-                fitted = (
-                    full
-                    - 2.0 * float(w @ gram[keep].sum(axis=1))
-                    + float(w @ g_kk @ w)
-                ) / full
-                scales[(member.layer, member.input_index)] = w
-            else:
-                fitted = plain
-            errors.append(
-                {
-                    "consumer": member.layer,
-                    "error": plain,
-                    "error_rescaled": max(fitted, 0.0),
-                }
-            )
-        new_model, _ = thin_model(current, {name: keep.tolist()})
-        if scales:
-            new_group = {g.name: g for g in channel_groups(new_model)}[name]
-            for member in new_group.consumers:
-                key = (member.layer, member.input_index)
-                if key in scales and member.role == "input":
-                    positions = np.asarray(member.channels).reshape(
-                        new_group.size, -1
-                    )
-                    _scale_consumer_inputs(
-                        layer_by_name(new_model, member.layer),
-                        positions,
-                        scales.pop(key),
-                    )
-        current = new_model
-        report["groups"].append(
-            {
-                "group": name,
-                "size": group.size,
-                "kept": keep.tolist(),
-                "removed": removed.tolist(),
-                "consumers": errors,
-            }
-        )
-        if fine_tune is not None:
-            replaced = fine_tune(current, name)
-            if replaced is not None:
-                current = replaced
-    report["params_after"] = current.count_params()
-    if current is model:
-        current, _ = thin_model(model, {})
-    return current, report
+def __getattr__(name):
+    # Deprecated: the driver moved up to `keras_neuronprune.pruning`.
+    return moved_driver(
+        __name__, name, "thinet_prune", "keras_neuronprune.pruning.thinet"
+    )

@@ -3,15 +3,16 @@
 import keras
 import numpy as np
 
+from keras_neuronprune.core import selection as _selection
 from keras_neuronprune.core.pruning_controller import PruningController
+from keras_neuronprune.core.surgery import find_layer
 from keras_neuronprune.criteria.base_criterion import Criterion
-from keras_neuronprune.pruning import _selection
+from keras_neuronprune.pruning import _flops_target
 from keras_neuronprune.pruning._cost_estimate import CostEstimator
 from keras_neuronprune.pruning._group_spec import group_from_config
 from keras_neuronprune.pruning._group_spec import group_to_config
 from keras_neuronprune.pruning._group_spec import targets_from_config
 from keras_neuronprune.pruning._group_spec import targets_to_config
-from keras_neuronprune.pruning._surgery import find_layer
 from keras_neuronprune.schedules.base_pruning_schedule import (
     check_schedule_output,
 )
@@ -224,10 +225,10 @@ class StructuredPruningController(PruningController, keras.layers.Layer):
             if g.name not in unsupported
         }
 
-    def strip(self, model):
-        from keras_neuronprune.pruning.strip_pruning import strip_structured
+    def strip(self, model, check=True):
+        from keras_neuronprune.pruning._surgery import strip_structured
 
-        return strip_structured(model)
+        return strip_structured(model, check=check)
 
     # ------------------------------------------------------------------
     # Pruning.
@@ -342,17 +343,20 @@ class StructuredPruningController(PruningController, keras.layers.Layer):
                 "`model.controller.data = batches`. Received: data=None"
             )
 
+    @property
+    def selector(self):
+        """The `ChannelSelector` of this controller's keep-count limits."""
+        return _selection.ChannelSelector(
+            min_channels=self.min_channels,
+            max_pruning_ratio=self.max_pruning_ratio,
+            round_to=self.round_to,
+            global_pruning=self.global_pruning,
+        )
+
     def _plans(self, model):
-        return [
-            _selection.make_plan(
-                g,
-                self.min_channels,
-                self.max_pruning_ratio,
-                self.round_to,
-                self.kept(model, g),
-            )
-            for g in self._groups
-        ]
+        return self.selector.plans(
+            self._groups, kept=lambda g: self.kept(model, g)
+        )
 
     def unsupported_groups(self, model):
         """Names of the groups the criterion cannot measure in `model`.
@@ -371,123 +375,54 @@ class StructuredPruningController(PruningController, keras.layers.Layer):
             self.unsupported_groups(model) if model is not None else set()
         )
         fixed = {p.name: p.kept_count for p in plans if p.name in unsupported}
-        dict_plans = [
-            p
-            for p in plans
-            if p.name in self.pruning_ratio_dict and p.name not in fixed
-        ]
-        if dict_plans:
-            fixed.update(
-                _selection.local_counts(
-                    dict_plans,
-                    {
-                        name: ratio * progress
-                        for name, ratio in self.pruning_ratio_dict.items()
-                    },
-                )
-            )
-        rest = [p for p in plans if p.name not in fixed]
-        if self.target_flops is not None:
-            target = 1.0 - (1.0 - self.target_flops) * progress
-            return self._search_flops(
-                plans,
-                rest,
-                scores,
-                fixed,
-                target,
-                exact=refine and progress >= 1.0,
-                model=model,
-            )
-        if self.pruning_ratio is None:
-            return {**fixed, **{p.name: p.kept_count for p in rest}}
-        return self._ratio_counts(
-            rest, scores, fixed, self.pruning_ratio * progress
-        )
-
-    def _ratio_counts(self, rest, scores, fixed, ratio):
-        if self.global_pruning:
-            return _selection.global_counts(rest, scores, ratio, fixed)
-        counts = dict(fixed)
-        counts.update(
-            _selection.local_counts(rest, {p.name: ratio for p in rest})
-        )
-        return counts
-
-    def _search_flops(self, plans, rest, scores, fixed, target, exact, model):
-        """Bisection on the ratio of the non-fixed groups for `target`."""
+        selector = self.selector
+        ratio_dict = {
+            name: ratio * progress
+            for name, ratio in self.pruning_ratio_dict.items()
+        }
+        if self.target_flops is None:
+            ratio = self.pruning_ratio
+            if ratio is not None:
+                ratio = ratio * progress
+            return selector.counts(plans, scores, ratio, ratio_dict, fixed)
+        fixed = selector.fixed_counts(plans, ratio_dict, fixed)
+        exact = None
+        if refine and progress >= 1.0 and model is not None:
+            exact = self._exact_share(model, plans, scores)
         base = self._estimator.base_flops
+        return _flops_target.solve_flops(
+            lambda r: selector.ratio_counts(plans, scores, fixed, r),
+            lambda c: self._estimator.estimate(c)[1] / base,
+            1.0 - (1.0 - self.target_flops) * progress,
+            exact=exact,
+            unreachable=self._unreachable_message,
+        )
 
-        def estimate(ratio):
-            counts = self._ratio_counts(rest, scores, fixed, ratio)
-            return self._estimator.estimate(counts)[1] / base, counts
+    def _unreachable_message(self, kept):
+        return (
+            f"`target_flops`={self.target_flops} cannot be reached: with "
+            f"min_channels={self.min_channels} and max_pruning_ratio="
+            f"{self.max_pruning_ratio}, pruning every prunable group as "
+            f"far as allowed keeps {kept:.3f} of the FLOPs."
+        )
 
-        lo, hi = 0.0, 1.0 - 1e-9
-        best = estimate(lo)
-        if best[0] <= target:
-            return best[1]
-        top = estimate(hi)
-        if top[0] > target + 0.01:
-            raise ValueError(
-                f"`target_flops`={self.target_flops} cannot be reached: with "
-                f"min_channels={self.min_channels} and max_pruning_ratio="
-                f"{self.max_pruning_ratio}, pruning every prunable group as "
-                f"far as allowed keeps {top[0]:.3f} of the FLOPs."
-            )
-        for _ in range(40):
-            mid = 0.5 * (lo + hi)
-            value, counts = estimate(mid)
-            if value > target:
-                lo = mid
-            else:
-                hi = mid
-        counts = estimate(hi)[1]
-        if exact and model is not None:
-            counts = self._refine_exact(
-                plans, rest, scores, fixed, target, lo, hi, model
-            )
-        return counts
-
-    def _refine_exact(self, plans, rest, scores, fixed, target, lo, hi, model):
-        """Corrects the estimate with `count_cost` of the thinned model."""
+    def _exact_share(self, model, plans, scores):
+        """`counts -> kept FLOP share` from `count_cost` of the thin model."""
         from keras_neuronprune.pruning._surgery import build_plain_clone
-        from keras_neuronprune.pruning.strip_pruning import exact_cost
+        from keras_neuronprune.pruning._surgery import exact_cost
 
         # The plain clone depends on the architecture only, not on the
-        # masks: one clone serves the whole search.
-        plain = build_plain_clone(model)
-        cache = {}
+        # masks: one clone, built when first needed, serves the search.
+        plain = []
 
-        def exact(ratio):
-            counts = self._ratio_counts(rest, scores, fixed, ratio)
-            key = tuple(sorted(counts.items()))
-            if key not in cache:
-                keep = _selection.keep_sets(plans, scores, counts)
-                cost = exact_cost(plain, keep, input_shape=self.input_shape)
-                cache[key] = cost[1] / self.base_flops
-            return cache[key], counts
+        def share(counts):
+            if not plain:
+                plain.append(build_plain_clone(model))
+            keep = _selection.keep_sets(plans, scores, counts)
+            cost = exact_cost(plain[0], keep, input_shape=self.input_shape)
+            return cost[1] / self.base_flops
 
-        ratio = hi
-        value, counts = exact(ratio)
-        if abs(value - target) <= 0.005:
-            return counts
-        # Bracket the target with exact costs, then bisect.
-        lo, hi = max(0.0, ratio - 0.1), min(1.0 - 1e-9, ratio + 0.1)
-        while lo > 0.0 and exact(lo)[0] < target:
-            lo = max(0.0, lo - 0.2)
-        while hi < 1.0 - 1e-9 and exact(hi)[0] > target:
-            hi = min(1.0 - 1e-9, hi + 0.2)
-        best = (abs(value - target), counts)
-        for _ in range(12):
-            mid = 0.5 * (lo + hi)
-            value, counts = exact(mid)
-            best = min(best, (abs(value - target), counts), key=lambda b: b[0])
-            if best[0] <= 0.002:
-                break
-            if value > target:
-                lo = mid
-            else:
-                hi = mid
-        return best[1]
+        return share
 
     # ------------------------------------------------------------------
     # Masks.

@@ -4,6 +4,11 @@ import collections.abc
 
 import numpy as np
 
+from keras_neuronprune.utils.renamed_arguments import pop_renamed
+from keras_neuronprune.utils.renamed_arguments import reject_unknown
+from keras_neuronprune.utils.validation import check_fraction
+from keras_neuronprune.utils.validation import check_int
+
 
 def resolve_keep(graph, keep):
     """Validates `keep` against `graph` and returns {group index: indices}.
@@ -41,23 +46,35 @@ def resolve_keep(graph, keep):
     return resolved
 
 
+def _uniform_selector(round_to):
+    # `uniform_keep`'s counts floor the removed share and balance the
+    # group's first conv-group partition (see `ChannelSelector`).
+    from keras_neuronprune.core.selection import ChannelSelector
+
+    return ChannelSelector(round_to=round_to, partition="first")
+
+
 def keep_count(group, ratio, round_to=1):
     """Number of channels kept when removing `ratio` of `group`."""
-    n = group.size - int(np.floor(ratio * group.size + 1e-9))
-    n = max(n, 1)
-    step = int(round_to)
-    for _, chunks in group.partitions:
-        step = int(np.lcm(step, int(chunks.max()) + 1))
-    n = int(np.ceil(n / step) * step)
-    return min(n, group.size)
+    selector = _uniform_selector(round_to)
+    plans = selector.plans([group])
+    return selector.ratio_counts(plans, None, {}, ratio)[group.name]
 
 
-def uniform_keep(model, ratio, round_to=1, allow_inexact=False, groups=None):
-    """Keeps the first channels of every prunable group, removing `ratio`.
+def uniform_keep(
+    model,
+    pruning_ratio=None,
+    round_to=1,
+    allow_inexact=False,
+    groups=None,
+    **kwargs,
+):
+    """Keeps the first channels of every prunable group, removing a share.
 
     Args:
         model: a functional or Sequential model.
-        ratio: fraction of each group's channels to remove, in [0, 1).
+        pruning_ratio: fraction of each group's channels to remove, in
+            [0, 1) (`ratio=` is its deprecated spelling).
         round_to: kept counts are rounded up to a multiple of this (e.g. 8
             for XNNPACK / the TFLite GPU delegate).
         allow_inexact: also prune channel-normalised groups.
@@ -66,37 +83,32 @@ def uniform_keep(model, ratio, round_to=1, allow_inexact=False, groups=None):
     Returns:
         dict group name -> kept indices (grouped layers keep the same count
         in every conv group).
+
+    Raises:
+        ValueError: for a `pruning_ratio` outside [0, 1) or a `round_to`
+            below 1.
+
+    Example:
+        >>> keep = uniform_keep(model, 0.5, round_to=8)
+        >>> thin, report = thin_model(model, keep)
     """
     from keras_neuronprune.graph import channel_groups
 
-    if not 0 <= ratio < 1:
-        raise ValueError(
-            f"`ratio` must be in [0, 1). Received: ratio={ratio!r}"
-        )
-    if int(round_to) < 1:
-        raise ValueError(
-            f"`round_to` must be a positive integer. Received: "
-            f"round_to={round_to!r}"
-        )
+    pruning_ratio = pop_renamed(
+        kwargs, "ratio", "pruning_ratio", pruning_ratio, where="uniform_keep"
+    )
+    reject_unknown(kwargs, "uniform_keep")
+    check_fraction(pruning_ratio, "pruning_ratio")
+    round_to = check_int(round_to, "round_to", 1)
     if groups is None:
         groups = channel_groups(model, allow_inexact=allow_inexact)
-    keep = {}
-    for group in groups:
-        if not group.prunable:
-            continue
-        n = keep_count(group, ratio, round_to)
-        if n == group.size:
-            continue
-        keep[group.name] = first_channels(group, n)
-    return keep
+    prunable = [g for g in groups if g.prunable]
+    return _uniform_selector(round_to).select(prunable, None, pruning_ratio)
 
 
 def first_channels(group, n):
     """The first `n` channels, spread evenly over the group's partitions."""
-    if not group.partitions:
-        return np.arange(n, dtype=np.int64)
-    chunks = group.partitions[0][1]
-    n_chunks = int(chunks.max()) + 1
-    per = n // n_chunks
-    kept = [np.nonzero(chunks == c)[0][:per] for c in range(n_chunks)]
-    return np.sort(np.concatenate(kept)).astype(np.int64)
+    plan = _uniform_selector(1).plans([group])[0]
+    return plan.select(-np.arange(group.size, dtype="float64"), n).astype(
+        np.int64
+    )

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
+from keras_neuronprune.core import selection as _selection
 from keras_neuronprune.graph.channel_group import ChannelGroup
-from keras_neuronprune.pruning import _selection
 
 
 def _group(name, size, partitions=()):
