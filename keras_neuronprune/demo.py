@@ -264,6 +264,102 @@ def _check_args(args):
         ) from None
 
 
+def _result_rows(accuracies, costs, before, after):
+    """The before / after table: accuracy, parameters, FLOPs, channels."""
+    (base_acc, final_acc), (base_cost, final_cost) = accuracies, costs
+    rows = [("", "before", "after", "change")]
+    rows.append(
+        (
+            "test accuracy",
+            f"{base_acc:.4f}",
+            f"{final_acc:.4f}",
+            f"{final_acc - base_acc:+.4f}",
+        )
+    )
+    for label, b, a in (
+        ("parameters", base_cost.params, final_cost.params),
+        ("FLOPs", base_cost.flops, final_cost.flops),
+    ):
+        rows.append((label, f"{b:,}", f"{a:,}", f"x{a / b:.2f}"))
+    for name in before:
+        rows.append(
+            (
+                f"channels {name}",
+                before[name],
+                after.get(name, before[name]),
+                f"-{before[name] - after.get(name, before[name])}",
+            )
+        )
+    return rows
+
+
+def _plot(pruned, histograms, plot_path, args):
+    """Plots the importances with the highest removed one as threshold."""
+    kept = pruned.controller.keep_sets(pruned)
+    removed_max = [
+        float(np.max(np.delete(v, kept[g])))
+        for g, v in histograms.items()
+        if g in kept and len(kept[g]) < len(v)
+    ]
+    threshold = max(removed_max) if removed_max else None
+    plot_importances(
+        histograms,
+        threshold,
+        plot_path,
+        f"{args.criterion} importances of digits_cnn (ratio {args.ratio:.0%})",
+    )
+
+
+def _save_outputs(final, x_train, output_dir, say):
+    """Saves the model and calibration data; prints the export command.
+
+    Returns:
+        `(model_path, calibration_path, next_command)`.
+    """
+    model_path = os.path.join(output_dir, "pruned.keras")
+    final.save(model_path)
+    say(f"wrote {model_path} (a plain Keras model)")
+    calib_path = os.path.join(output_dir, "calib.npy")
+    np.save(calib_path, x_train[:200])
+    say(f"wrote {calib_path} ({min(200, len(x_train))} training images)")
+    tflite_path = os.path.join(output_dir, "pruned_int8.tflite")
+    next_command = (
+        f"keras-neuronprune export {model_path} --format tflite "
+        f"--quantization int8 --representative-data {calib_path} "
+        f"--output {tflite_path}"
+    )
+    print()
+    print("next, export it for a phone (int8 TFLite):")
+    print(f"  {next_command}")
+    return model_path, calib_path, next_command
+
+
+def _fit(model, train, test, batch_size, epochs, verbose, callbacks=None):
+    """Fits `model` on `train`, validating on `test`; returns its accuracy."""
+    model.fit(
+        *train,
+        batch_size=batch_size,
+        epochs=epochs,
+        verbose=verbose,
+        validation_data=test,
+        callbacks=callbacks,
+    )
+    return _accuracy(model, *test)
+
+
+def _parse(argv):
+    parser = argparse.ArgumentParser(prog="keras-neuronprune demo")
+    _add_arguments(parser)
+    return parser.parse_args(argv or [])
+
+
+def _epochs(args, smoke):
+    """Baseline, regularisation and fine-tuning epochs (smoke: 1 each)."""
+    defaults = (1, 1, 1) if smoke else (12, 6, 8)
+    given = (args.epochs, args.regularize_epochs, args.finetune_epochs)
+    return tuple(d if g is None else g for g, d in zip(given, defaults))
+
+
 def run_demo(args):
     """Runs the digits demo; `args` is an argparse namespace (or None).
 
@@ -272,9 +368,7 @@ def run_demo(args):
         channels, output paths).
     """
     if args is None or isinstance(args, (list, tuple)):
-        parser = argparse.ArgumentParser(prog="keras-neuronprune demo")
-        _add_arguments(parser)
-        args = parser.parse_args(args or [])
+        args = _parse(args)
     import keras
 
     from keras_neuronprune.callbacks import UpdatePruning
@@ -286,11 +380,7 @@ def run_demo(args):
 
     _check_args(args)
     smoke = bool(args.smoke)
-    epochs = args.epochs if args.epochs is not None else (1 if smoke else 12)
-    reg_epochs = args.regularize_epochs
-    reg_epochs = reg_epochs if reg_epochs is not None else (1 if smoke else 6)
-    ft_epochs = args.finetune_epochs
-    ft_epochs = ft_epochs if ft_epochs is not None else (1 if smoke else 8)
+    epochs, reg_epochs, ft_epochs = _epochs(args, smoke)
     verbose = 0 if (args.quiet or smoke) else 2
     os.makedirs(args.output_dir, exist_ok=True)
     keras.utils.set_random_seed(args.seed)
@@ -310,15 +400,9 @@ def run_demo(args):
     )
     model = build_digits_cnn(width=0.25 if smoke else 1.0)
     _compile(model, 3e-3)
-    model.fit(
-        x_train,
-        y_train,
-        batch_size=batch_size,
-        epochs=epochs,
-        verbose=verbose,
-        validation_data=(x_test, y_test),
+    base_acc = _fit(
+        model, (x_train, y_train), (x_test, y_test), batch_size, epochs, verbose
     )
-    base_acc = _accuracy(model, x_test, y_test)
     say(f"baseline test accuracy {base_acc:.4f}")
 
     criterion = args.criterion
@@ -350,83 +434,39 @@ def run_demo(args):
             if step == prune_step and not history_snapshot:
                 history_snapshot["acc"] = _accuracy(pruned, x_test, y_test)
 
-    pruned.fit(
-        x_train,
-        y_train,
-        batch_size=batch_size,
-        epochs=reg_epochs + ft_epochs,
-        verbose=verbose,
-        validation_data=(x_test, y_test),
+    pruned_acc = _fit(
+        pruned,
+        (x_train, y_train),
+        (x_test, y_test),
+        batch_size,
+        reg_epochs + ft_epochs,
+        verbose,
         callbacks=[_Snapshot(), UpdatePruning()],
     )
-    pruned_acc = _accuracy(pruned, x_test, y_test)
     final = strip_pruning(pruned)
     final_acc = _accuracy(final, x_test, y_test)
     say(f"fine-tuned pruned model: test accuracy {final_acc:.4f}")
 
     base_cost, final_cost = count_cost(model), count_cost(final)
     before, after = _channels(model), _channels(final)
-    rows = [("", "before", "after", "change")]
-    rows.append(
-        (
-            "test accuracy",
-            f"{base_acc:.4f}",
-            f"{final_acc:.4f}",
-            f"{final_acc - base_acc:+.4f}",
-        )
-    )
-    for label, b, a in (
-        ("parameters", base_cost.params, final_cost.params),
-        ("FLOPs", base_cost.flops, final_cost.flops),
-    ):
-        rows.append((label, f"{b:,}", f"{a:,}", f"x{a / b:.2f}"))
-    for name in before:
-        rows.append(
-            (
-                f"channels {name}",
-                before[name],
-                after.get(name, before[name]),
-                f"-{before[name] - after.get(name, before[name])}",
+    print()
+    print(
+        _format_table(
+            _result_rows(
+                (base_acc, final_acc), (base_cost, final_cost), before, after
             )
         )
-    print()
-    print(_format_table(rows))
+    )
     print()
 
     histograms = pruned.controller.importance_histograms(pruned)
     plot_path = os.path.join(args.output_dir, "importances.png")
-    threshold = None
     if histograms:
-        kept = pruned.controller.keep_sets(pruned)
-        removed_max = [
-            float(np.max(np.delete(v, kept[g])))
-            for g, v in histograms.items()
-            if g in kept and len(kept[g]) < len(v)
-        ]
-        threshold = max(removed_max) if removed_max else None
-        plot_importances(
-            histograms,
-            threshold,
-            plot_path,
-            f"{args.criterion} importances of digits_cnn "
-            f"(ratio {args.ratio:.0%})",
-        )
+        _plot(pruned, histograms, plot_path, args)
         say(f"wrote {plot_path}")
-    model_path = os.path.join(args.output_dir, "pruned.keras")
-    final.save(model_path)
-    say(f"wrote {model_path} (a plain Keras model)")
-    calib_path = os.path.join(args.output_dir, "calib.npy")
-    np.save(calib_path, x_train[:200])
-    say(f"wrote {calib_path} ({min(200, len(x_train))} training images)")
-    tflite_path = os.path.join(args.output_dir, "pruned_int8.tflite")
-    next_command = (
-        f"keras-neuronprune export {model_path} --format tflite "
-        f"--quantization int8 --representative-data {calib_path} "
-        f"--output {tflite_path}"
+    model_path, calib_path, next_command = _save_outputs(
+        final, x_train, args.output_dir, say
     )
-    print()
-    print("next, export it for a phone (int8 TFLite):")
-    print(f"  {next_command}")
     return {
         "base_accuracy": base_acc,
         "accuracy_before_pruning": history_snapshot.get("acc"),

@@ -353,184 +353,294 @@ def _op_reason(sg, op, allow_quantized, consumers):
             f"supports (max {max_version})"
         )
 
-    tensors = sg.tensors
-    ins = [tensors[i] if i >= 0 else None for i in op.inputs]
-    outs = [tensors[i] for i in op.outputs]
-    runtime_in = [t for t in ins if t is not None and not t.is_constant]
-    const_in = [t for t in ins if t is not None and t.is_constant]
-
     if name in _OPTIONS_WITH_ACTIVATION:
         opts = op.options(_OPTIONS_WITH_ACTIVATION[name])
         if opts is not None:
             if opts.FusedActivationFunction() == _ACTIVATION_SIGN_BIT:
                 return "fused activation SIGN_BIT is not supported"
 
-    if name == "CONV_2D":
-        if len(runtime_in) > 2 or len(outs) != 1:
-            return "CONV_2D needs 1-2 runtime inputs and 1 output"
-        o = op.options("Conv2DOptions")
-        if (
-            o is not None
-            and min(
-                o.StrideH(),
-                o.StrideW(),
-                o.DilationHFactor(),
-                o.DilationWFactor(),
-            )
-            <= 0
-        ):
-            return "CONV_2D strides and dilations must be positive"
-    elif name == "DEPTHWISE_CONV_2D":
-        o = op.options("DepthwiseConv2DOptions")
-        if any(t is None or len(t.shape) != 4 for t in ins[:2] + outs[:1]):
-            return "DEPTHWISE_CONV_2D needs 4-D input, filter and output"
-        if o is not None:
-            mult = o.DepthMultiplier()
-            if mult != 1 and ins[0].shape[3] != 1:
-                return (
-                    f"depth_multiplier={mult} with {ins[0].shape[3]} input "
-                    "channels (only multiplier 1, or 1 input channel)"
-                )
-    elif name in ("AVERAGE_POOL_2D", "MAX_POOL_2D"):
-        o = op.options("Pool2DOptions")
-        if len(runtime_in) != 1:
-            return f"{name} needs exactly 1 runtime input"
-        if (
-            o is not None
-            and min(o.FilterHeight(), o.FilterWidth(), o.StrideH(), o.StrideW())
-            <= 0
-        ):
-            return f"{name} kernel and strides must be positive"
-    elif name == "FULLY_CONNECTED":
-        o = op.options("FullyConnectedOptions")
-        if o is not None and o.WeightsFormat() != 0:
-            return "FULLY_CONNECTED with shuffled weights format"
-        if len(runtime_in) > 2:
-            return "FULLY_CONNECTED with more than 2 runtime inputs"
-        if ins and ins[0] is not None and ins[0].is_constant:
-            return "FULLY_CONNECTED with a constant input"
-        if (
-            o is not None
-            and o.KeepNumDims()
-            and len(ins[0].shape) != len(outs[0].shape)
-        ):
-            return "FULLY_CONNECTED keep_num_dims with a rank change"
-    elif name in ("MEAN", "SUM", "REDUCE_MAX", "REDUCE_MIN", "REDUCE_PROD"):
-        if len(runtime_in) != 1:
-            return f"{name} needs exactly 1 runtime input"
-        axes = ins[1] if len(ins) > 1 else None
-        if axes is None or not axes.is_constant:
-            return f"{name} is only supported with constant axes"
-        if axes.dtype != "INT32":
-            return f"{name} needs int32 axes, got {axes.dtype}"
-    elif name == "ADD":
-        if len(ins) != 2:
-            return "ADD needs exactly two inputs"
-        if not _broadcastable(ins[0].shape, ins[1].shape):
-            return (
-                f"ADD cannot broadcast {list(ins[0].shape)} with "
-                f"{list(ins[1].shape)}"
-            )
-    elif name == "MUL":
-        if len(ins) != 2:
-            return "MUL needs exactly two inputs"
-        a, b = ins[0].shape, ins[1].shape
-        if len(a) == len(b):
-            a_smaller = any(x < y for x, y in zip(a, b))
-            b_smaller = any(y < x for x, y in zip(a, b))
-            if a_smaller and b_smaller:
-                return (
-                    "MUL needs one input at least as large as the other in "
-                    f"every dimension ({list(a)} vs {list(b)})"
-                )
-        elif not _broadcastable(a, b):
-            return f"MUL cannot broadcast {list(a)} with {list(b)}"
-    elif name in _ONE_ARG_ELEMENTWISE:
-        if len(runtime_in) != 1 or const_in or len(outs) != 1:
-            return f"{name} needs exactly 1 runtime input and no constants"
-    elif name in _TWO_ARG_ELEMENTWISE:
-        ok = (len(runtime_in), len(const_in)) in ((2, 0), (1, 1))
-        if not ok or len(outs) != 1:
-            return f"{name} needs 1 or 2 runtime operands"
-        if name in _LOGICAL:
-            users = consumers.get((sg.index, op.outputs[0]), [])
-            if len(users) != 1 or users[0].name != "CAST":
-                return (
-                    f"{name} is only delegated when its bool output feeds a "
-                    "single CAST to float"
-                )
-    elif name == "STRIDED_SLICE":
-        o = op.options("StridedSliceOptions")
-        if o is not None:
-            if o.EllipsisMask():
-                return "STRIDED_SLICE with ellipsis_mask"
-            if o.NewAxisMask():
-                return "STRIDED_SLICE with new_axis_mask"
-            if o.ShrinkAxisMask():
-                return "STRIDED_SLICE with shrink_axis_mask"
-        if len(ins) < 4:
-            return "STRIDED_SLICE needs 4 inputs"
-        if len(ins[0].shape) not in (3, 4):
-            return "STRIDED_SLICE only on 3-D or 4-D tensors"
-    elif name == "SLICE":
-        if len(ins) < 3 or len(ins[0].shape) not in (3, 4):
-            return "SLICE only on 3-D or 4-D tensors"
-    elif name == "SOFTMAX":
-        o = op.options("SoftmaxOptions")
-        if o is not None and o.Beta() != 1.0:
-            return f"SOFTMAX beta={o.Beta()} (only 1 is supported)"
-    elif name in ("PAD", "PADV2", "MIRROR_PAD"):
-        if name == "MIRROR_PAD":
-            o = op.options("MirrorPadOptions")
-            if o is not None and o.Mode() != 0:
-                return "MIRROR_PAD only in REFLECT mode"
-        if len(runtime_in) != 1:
-            return f"{name} needs exactly 1 runtime input"
-        pads = ins[1] if len(ins) > 1 else None
-        if pads is None or len(pads.shape) != 2:
-            return f"{name} paddings must be a 2-D tensor"
-        if pads.shape[0] not in (3, 4) or pads.shape[1] != 2:
-            return f"{name} paddings must be 3x2 or 4x2, got {pads.shape}"
-    elif name == "RESHAPE":
-        if len(runtime_in) != 1 or len(outs) != 1:
-            return (
-                "RESHAPE needs exactly 1 runtime input (a computed target "
-                "shape, e.g. from a dynamic batch, is not supported)"
-            )
-    elif name == "RESIZE_BILINEAR":
-        o = op.options("ResizeBilinearOptions")
-        if o is not None and o.AlignCorners() and o.HalfPixelCenters():
-            return "RESIZE_BILINEAR with align_corners and half_pixel_centers"
-    elif name == "CUMSUM":
-        if (
-            len(ins) != 2
-            or ins[0].dtype not in _FLOAT
-            or ins[1].dtype != "INT32"
-            or not ins[1].is_constant
-        ):
-            return "CUMSUM needs a float input and a constant int32 axis"
-    elif name == "CAST":
-        src, dst = ins[0].dtype, outs[0].dtype
-        ok = (
-            (src == "BOOL" and dst in _FLOAT)
-            or (src in _FLOAT and dst == "BOOL")
-            or (src in ("FLOAT32", "INT32") and dst in ("FLOAT32", "INT32"))
+    check = _OP_CHECKS.get(name)
+    if check is None:
+        return None
+    return check(_OpView(sg, op, consumers))
+
+
+class _OpView:
+    """An operator with its input / output tensors, as the checks read it."""
+
+    def __init__(self, sg, op, consumers):
+        tensors = sg.tensors
+        self.sg = sg
+        self.op = op
+        self.name = op.name
+        self.consumers = consumers
+        self.ins = [tensors[i] if i >= 0 else None for i in op.inputs]
+        self.outs = [tensors[i] for i in op.outputs]
+        self.runtime_in = [
+            t for t in self.ins if t is not None and not t.is_constant
+        ]
+        self.const_in = [t for t in self.ins if t is not None and t.is_constant]
+
+    def options(self, cls):
+        return self.op.options(cls)
+
+
+# Per-operator constraints of `CheckGpuDelegateCompatibility`, one function
+# per operator (or family): `check(view) -> reason or None`.
+def _check_conv_2d(v):
+    if len(v.runtime_in) > 2 or len(v.outs) != 1:
+        return "CONV_2D needs 1-2 runtime inputs and 1 output"
+    o = v.options("Conv2DOptions")
+    if (
+        o is not None
+        and min(
+            o.StrideH(), o.StrideW(), o.DilationHFactor(), o.DilationWFactor()
         )
-        if not ok:
-            return f"CAST from {src} to {dst}"
-    elif name in ("DEPTH_TO_SPACE", "SPACE_TO_DEPTH"):
-        cls = (
-            "DepthToSpaceOptions"
-            if name == "DEPTH_TO_SPACE"
-            else "SpaceToDepthOptions"
-        )
-        o = op.options(cls)
-        if o is not None and o.BlockSize() <= 1:
-            return f"{name} block_size must be > 1"
-    elif name == "ADD_N":
-        if len(ins) != 2:
-            return "ADD_N only with 2 inputs"
+        <= 0
+    ):
+        return "CONV_2D strides and dilations must be positive"
     return None
+
+
+def _check_depthwise_conv_2d(v):
+    ins = v.ins
+    o = v.options("DepthwiseConv2DOptions")
+    if any(t is None or len(t.shape) != 4 for t in ins[:2] + v.outs[:1]):
+        return "DEPTHWISE_CONV_2D needs 4-D input, filter and output"
+    if o is not None:
+        mult = o.DepthMultiplier()
+        if mult != 1 and ins[0].shape[3] != 1:
+            return (
+                f"depth_multiplier={mult} with {ins[0].shape[3]} input "
+                "channels (only multiplier 1, or 1 input channel)"
+            )
+    return None
+
+
+def _check_pool_2d(v):
+    o = v.options("Pool2DOptions")
+    if len(v.runtime_in) != 1:
+        return f"{v.name} needs exactly 1 runtime input"
+    if (
+        o is not None
+        and min(o.FilterHeight(), o.FilterWidth(), o.StrideH(), o.StrideW())
+        <= 0
+    ):
+        return f"{v.name} kernel and strides must be positive"
+    return None
+
+
+def _check_fully_connected(v):
+    ins = v.ins
+    o = v.options("FullyConnectedOptions")
+    if o is not None and o.WeightsFormat() != 0:
+        return "FULLY_CONNECTED with shuffled weights format"
+    if len(v.runtime_in) > 2:
+        return "FULLY_CONNECTED with more than 2 runtime inputs"
+    if ins and ins[0] is not None and ins[0].is_constant:
+        return "FULLY_CONNECTED with a constant input"
+    if (
+        o is not None
+        and o.KeepNumDims()
+        and len(ins[0].shape) != len(v.outs[0].shape)
+    ):
+        return "FULLY_CONNECTED keep_num_dims with a rank change"
+    return None
+
+
+def _check_reduce(v):
+    if len(v.runtime_in) != 1:
+        return f"{v.name} needs exactly 1 runtime input"
+    axes = v.ins[1] if len(v.ins) > 1 else None
+    if axes is None or not axes.is_constant:
+        return f"{v.name} is only supported with constant axes"
+    if axes.dtype != "INT32":
+        return f"{v.name} needs int32 axes, got {axes.dtype}"
+    return None
+
+
+def _check_add(v):
+    ins = v.ins
+    if len(ins) != 2:
+        return "ADD needs exactly two inputs"
+    if not _broadcastable(ins[0].shape, ins[1].shape):
+        return (
+            f"ADD cannot broadcast {list(ins[0].shape)} with "
+            f"{list(ins[1].shape)}"
+        )
+    return None
+
+
+def _check_mul(v):
+    if len(v.ins) != 2:
+        return "MUL needs exactly two inputs"
+    a, b = v.ins[0].shape, v.ins[1].shape
+    if len(a) == len(b):
+        a_smaller = any(x < y for x, y in zip(a, b))
+        b_smaller = any(y < x for x, y in zip(a, b))
+        if a_smaller and b_smaller:
+            return (
+                "MUL needs one input at least as large as the other in "
+                f"every dimension ({list(a)} vs {list(b)})"
+            )
+    elif not _broadcastable(a, b):
+        return f"MUL cannot broadcast {list(a)} with {list(b)}"
+    return None
+
+
+def _check_one_arg_elementwise(v):
+    if len(v.runtime_in) != 1 or v.const_in or len(v.outs) != 1:
+        return f"{v.name} needs exactly 1 runtime input and no constants"
+    return None
+
+
+def _check_two_arg_elementwise(v):
+    ok = (len(v.runtime_in), len(v.const_in)) in ((2, 0), (1, 1))
+    if not ok or len(v.outs) != 1:
+        return f"{v.name} needs 1 or 2 runtime operands"
+    if v.name in _LOGICAL:
+        users = v.consumers.get((v.sg.index, v.op.outputs[0]), [])
+        if len(users) != 1 or users[0].name != "CAST":
+            return (
+                f"{v.name} is only delegated when its bool output feeds a "
+                "single CAST to float"
+            )
+    return None
+
+
+def _check_strided_slice(v):
+    o = v.options("StridedSliceOptions")
+    if o is not None:
+        if o.EllipsisMask():
+            return "STRIDED_SLICE with ellipsis_mask"
+        if o.NewAxisMask():
+            return "STRIDED_SLICE with new_axis_mask"
+        if o.ShrinkAxisMask():
+            return "STRIDED_SLICE with shrink_axis_mask"
+    if len(v.ins) < 4:
+        return "STRIDED_SLICE needs 4 inputs"
+    if len(v.ins[0].shape) not in (3, 4):
+        return "STRIDED_SLICE only on 3-D or 4-D tensors"
+    return None
+
+
+def _check_slice(v):
+    if len(v.ins) < 3 or len(v.ins[0].shape) not in (3, 4):
+        return "SLICE only on 3-D or 4-D tensors"
+    return None
+
+
+def _check_softmax(v):
+    o = v.options("SoftmaxOptions")
+    if o is not None and o.Beta() != 1.0:
+        return f"SOFTMAX beta={o.Beta()} (only 1 is supported)"
+    return None
+
+
+def _check_pad(v):
+    name = v.name
+    if name == "MIRROR_PAD":
+        o = v.options("MirrorPadOptions")
+        if o is not None and o.Mode() != 0:
+            return "MIRROR_PAD only in REFLECT mode"
+    if len(v.runtime_in) != 1:
+        return f"{name} needs exactly 1 runtime input"
+    pads = v.ins[1] if len(v.ins) > 1 else None
+    if pads is None or len(pads.shape) != 2:
+        return f"{name} paddings must be a 2-D tensor"
+    if pads.shape[0] not in (3, 4) or pads.shape[1] != 2:
+        return f"{name} paddings must be 3x2 or 4x2, got {pads.shape}"
+    return None
+
+
+def _check_reshape(v):
+    if len(v.runtime_in) != 1 or len(v.outs) != 1:
+        return (
+            "RESHAPE needs exactly 1 runtime input (a computed target "
+            "shape, e.g. from a dynamic batch, is not supported)"
+        )
+    return None
+
+
+def _check_resize_bilinear(v):
+    o = v.options("ResizeBilinearOptions")
+    if o is not None and o.AlignCorners() and o.HalfPixelCenters():
+        return "RESIZE_BILINEAR with align_corners and half_pixel_centers"
+    return None
+
+
+def _check_cumsum(v):
+    ins = v.ins
+    if (
+        len(ins) != 2
+        or ins[0].dtype not in _FLOAT
+        or ins[1].dtype != "INT32"
+        or not ins[1].is_constant
+    ):
+        return "CUMSUM needs a float input and a constant int32 axis"
+    return None
+
+
+def _check_cast(v):
+    src, dst = v.ins[0].dtype, v.outs[0].dtype
+    ok = (
+        (src == "BOOL" and dst in _FLOAT)
+        or (src in _FLOAT and dst == "BOOL")
+        or (src in ("FLOAT32", "INT32") and dst in ("FLOAT32", "INT32"))
+    )
+    if not ok:
+        return f"CAST from {src} to {dst}"
+    return None
+
+
+def _check_block_size(v):
+    cls = (
+        "DepthToSpaceOptions"
+        if v.name == "DEPTH_TO_SPACE"
+        else "SpaceToDepthOptions"
+    )
+    o = v.options(cls)
+    if o is not None and o.BlockSize() <= 1:
+        return f"{v.name} block_size must be > 1"
+    return None
+
+
+def _check_add_n(v):
+    if len(v.ins) != 2:
+        return "ADD_N only with 2 inputs"
+    return None
+
+
+# Operator name -> its check; operators without an entry have no extra
+# constraint beyond the version and tensor rules.
+_OP_CHECKS = {
+    "CONV_2D": _check_conv_2d,
+    "DEPTHWISE_CONV_2D": _check_depthwise_conv_2d,
+    "AVERAGE_POOL_2D": _check_pool_2d,
+    "MAX_POOL_2D": _check_pool_2d,
+    "FULLY_CONNECTED": _check_fully_connected,
+    "ADD": _check_add,
+    "MUL": _check_mul,
+    "STRIDED_SLICE": _check_strided_slice,
+    "SLICE": _check_slice,
+    "SOFTMAX": _check_softmax,
+    "PAD": _check_pad,
+    "PADV2": _check_pad,
+    "MIRROR_PAD": _check_pad,
+    "RESHAPE": _check_reshape,
+    "RESIZE_BILINEAR": _check_resize_bilinear,
+    "CUMSUM": _check_cumsum,
+    "CAST": _check_cast,
+    "DEPTH_TO_SPACE": _check_block_size,
+    "SPACE_TO_DEPTH": _check_block_size,
+    "ADD_N": _check_add_n,
+    **dict.fromkeys(
+        ("MEAN", "SUM", "REDUCE_MAX", "REDUCE_MIN", "REDUCE_PROD"),
+        _check_reduce,
+    ),
+    **dict.fromkeys(_ONE_ARG_ELEMENTWISE, _check_one_arg_elementwise),
+    **dict.fromkeys(_TWO_ARG_ELEMENTWISE, _check_two_arg_elementwise),
+}
 
 
 def _tensor_reason(sg, op, allow_quantized):

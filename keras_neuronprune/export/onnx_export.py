@@ -61,22 +61,7 @@ def onnx(
     print(result.parity)
     ```
     """
-    if (
-        not isinstance(opset, int)
-        or isinstance(opset, bool)
-        or not (7 <= opset <= 18)
-    ):
-        raise ValueError(
-            "`opset` must be an int in [7, 18] (the range tf2onnx 1.17 "
-            f"supports). Received: opset={opset!r}"
-        )
-    if batch_size is not None and (
-        not isinstance(batch_size, int) or batch_size < 1
-    ):
-        raise ValueError(
-            "`batch_size` must be a positive int or None. Received: "
-            f"batch_size={batch_size!r}"
-        )
+    _check_arguments(opset, batch_size)
     path = _common.check_output_path(path, ".onnx")
     model, stripped = _common.prepare_model(model)
     policy = getattr(getattr(model, "dtype_policy", None), "name", "float32")
@@ -85,71 +70,26 @@ def onnx(
             "ONNX export with the TensorFlow backend needs a float32 dtype "
             f"policy. Received: model with dtype policy {policy!r}"
         )
-    if parity_data is not None:
-        check_inputs = _common.normalize_inputs(
-            parity_data, model, "parity_data"
-        )
-        data_label = "parity_data"
-    else:
-        check_inputs = _common.random_inputs(model, parity_samples)
-        data_label = "random"
-    if batch_size is not None:
-        check_inputs = [a[:batch_size] for a in check_inputs]
-        if check_inputs[0].shape[0] < batch_size:
-            check_inputs = _common.random_inputs(model, batch_size)
-            data_label = "random"
+    check_inputs, data_label = _parity_inputs(
+        model, parity_data, parity_samples, batch_size
+    )
 
     import onnx as onnx_lib
     import onnxruntime
 
-    names = _common.input_names(model)
     signature = _common.input_signature(model, batch_size)
     directory = os.path.dirname(path)
     with tempfile.TemporaryDirectory(dir=directory, prefix=".knp_") as tmp:
         tmp_path = os.path.join(tmp, "model.onnx")
-        quiet = not tf_logging.is_verbose()
-        try:
-            with tf_logging.silenced_stderr(quiet) as captured:
-                model.export(
-                    tmp_path,
-                    format="onnx",
-                    input_signature=signature,
-                    opset_version=opset,
-                    verbose=False,
-                )
-        except Exception as e:
-            lines = [x for x in captured.text.splitlines() if x.strip()]
-            log = "\n".join(lines[-8:])
-            raise RuntimeError(
-                f"ONNX conversion failed: {type(e).__name__}: {e}"
-                + (f"\nConverter log (last lines):\n{log}" if log else "")
-            ) from e
+        _convert(model, tmp_path, signature, opset)
         proto = onnx_lib.load(tmp_path)
         onnx_lib.checker.check_model(proto)
         session = onnxruntime.InferenceSession(
             tmp_path, providers=["CPUExecutionProvider"]
         )
-        sess_inputs = session.get_inputs()
-        by_name = {i.name: i for i in sess_inputs}
-        if all(n in by_name for n in names):
-            feed_names = names
-        else:
-            # Fall back to graph order (tf2onnx keeps the signature order).
-            feed_names = [i.name for i in sess_inputs]
-        step = batch_size or check_inputs[0].shape[0]
-        chunks = []
-        for start in range(0, check_inputs[0].shape[0], step):
-            feed = {
-                n: a[start : start + step]
-                for n, a in zip(feed_names, check_inputs)
-            }
-            chunks.append(session.run(None, feed))
-        import numpy as np
-
-        exported = [
-            np.concatenate([c[i] for c in chunks], axis=0)
-            for i in range(len(chunks[0]))
-        ]
+        exported = _run_session(
+            session, _common.input_names(model), check_inputs, batch_size
+        )
         reference = _common.keras_outputs(model, check_inputs)
         parity = ParityCheck.compare(
             reference, exported, "onnx", tolerance=tolerance, data=data_label
@@ -170,14 +110,8 @@ def onnx(
             ),
             default=opset,
         )
-        input_details = [
-            {"name": i.name, "shape": list(i.shape), "dtype": i.type}
-            for i in sess_inputs
-        ]
-        output_details = [
-            {"name": o.name, "shape": list(o.shape), "dtype": o.type}
-            for o in session.get_outputs()
-        ]
+        input_details = _details(session.get_inputs())
+        output_details = _details(session.get_outputs())
         del session
         os.replace(tmp_path, path)
     return ExportResult(
@@ -190,3 +124,91 @@ def onnx(
         input_details=input_details,
         output_details=output_details,
     )
+
+
+def _check_arguments(opset, batch_size):
+    if (
+        not isinstance(opset, int)
+        or isinstance(opset, bool)
+        or not (7 <= opset <= 18)
+    ):
+        raise ValueError(
+            "`opset` must be an int in [7, 18] (the range tf2onnx 1.17 "
+            f"supports). Received: opset={opset!r}"
+        )
+    if batch_size is not None and (
+        not isinstance(batch_size, int) or batch_size < 1
+    ):
+        raise ValueError(
+            "`batch_size` must be a positive int or None. Received: "
+            f"batch_size={batch_size!r}"
+        )
+
+
+def _parity_inputs(model, parity_data, parity_samples, batch_size):
+    """The parity-check inputs (list of arrays) and their label."""
+    if parity_data is not None:
+        check_inputs = _common.normalize_inputs(
+            parity_data, model, "parity_data"
+        )
+        data_label = "parity_data"
+    else:
+        check_inputs = _common.random_inputs(model, parity_samples)
+        data_label = "random"
+    if batch_size is not None:
+        check_inputs = [a[:batch_size] for a in check_inputs]
+        if check_inputs[0].shape[0] < batch_size:
+            check_inputs = _common.random_inputs(model, batch_size)
+            data_label = "random"
+    return check_inputs, data_label
+
+
+def _convert(model, tmp_path, signature, opset):
+    """Runs Keras' ONNX export; a failure carries the converter's log."""
+    quiet = not tf_logging.is_verbose()
+    try:
+        with tf_logging.silenced_stderr(quiet) as captured:
+            model.export(
+                tmp_path,
+                format="onnx",
+                input_signature=signature,
+                opset_version=opset,
+                verbose=False,
+            )
+    except Exception as e:
+        lines = [x for x in captured.text.splitlines() if x.strip()]
+        log = "\n".join(lines[-8:])
+        raise RuntimeError(
+            f"ONNX conversion failed: {type(e).__name__}: {e}"
+            + (f"\nConverter log (last lines):\n{log}" if log else "")
+        ) from e
+
+
+def _run_session(session, names, check_inputs, batch_size):
+    """Runs `check_inputs` through onnxruntime, `batch_size` at a time."""
+    import numpy as np
+
+    sess_inputs = session.get_inputs()
+    by_name = {i.name: i for i in sess_inputs}
+    if all(n in by_name for n in names):
+        feed_names = names
+    else:
+        # Fall back to graph order (tf2onnx keeps the signature order).
+        feed_names = [i.name for i in sess_inputs]
+    step = batch_size or check_inputs[0].shape[0]
+    chunks = []
+    for start in range(0, check_inputs[0].shape[0], step):
+        feed = {
+            n: a[start : start + step] for n, a in zip(feed_names, check_inputs)
+        }
+        chunks.append(session.run(None, feed))
+    return [
+        np.concatenate([c[i] for c in chunks], axis=0)
+        for i in range(len(chunks[0]))
+    ]
+
+
+def _details(nodes):
+    return [
+        {"name": n.name, "shape": list(n.shape), "dtype": n.type} for n in nodes
+    ]

@@ -121,24 +121,7 @@ def tflite(
     ```
     """
     quantization = _check_quantization(quantization)
-    if int8_io and quantization != "int8":
-        raise ValueError(
-            "`int8_io=True` needs quantization='int8'. Received: "
-            f"quantization={quantization!r}"
-        )
-    if quantization == "int8" and representative_data is None:
-        raise ValueError(
-            "quantization='int8' needs `representative_data` (a few hundred "
-            "typical inputs) to calibrate activation ranges. Received: "
-            "representative_data=None"
-        )
-    if batch_size is not None and (
-        not isinstance(batch_size, int) or batch_size < 1
-    ):
-        raise ValueError(
-            "`batch_size` must be a positive int or None. Received: "
-            f"batch_size={batch_size!r}"
-        )
+    _check_arguments(quantization, representative_data, int8_io, batch_size)
     path = _common.check_output_path(path, ".tflite")
     model, stripped = _common.prepare_model(model)
 
@@ -147,16 +130,9 @@ def tflite(
         rep = _common.normalize_inputs(
             representative_data, model, "representative_data"
         )
-    if rep is not None:
-        check_inputs, data_label = rep, "representative_data"
-    elif parity_data is not None:
-        check_inputs = _common.normalize_inputs(
-            parity_data, model, "parity_data"
-        )
-        data_label = "parity_data"
-    else:
-        check_inputs = _common.random_inputs(model, parity_samples)
-        data_label = "random"
+    check_inputs, data_label = _parity_inputs(
+        model, rep, parity_data, parity_samples
+    )
     check_inputs = [a[:max_parity_samples] for a in check_inputs]
 
     converter_kwargs = _converter_kwargs(
@@ -164,65 +140,26 @@ def tflite(
     )
     names = _common.input_names(model)
     signature = _common.input_signature(model, batch_size)
+    quiet = not tf_logging.is_verbose()
 
     directory = os.path.dirname(path)
     with tempfile.TemporaryDirectory(dir=directory, prefix=".knp_") as tmp:
         tmp_path = os.path.join(tmp, "model.tflite")
-        quiet = not tf_logging.is_verbose()
-        try:
-            with tf_logging.silenced_stderr(quiet) as captured:
-                model.export(
-                    tmp_path,
-                    format="litert",
-                    input_signature=signature,
-                    verbose=False,
-                    **converter_kwargs,
-                )
-        except Exception as e:
-            hint = ""
-            if "TF Select" in str(e) and not allow_select_tf_ops:
-                hint = (
-                    " Some operators have no TFLite builtin kernel; "
-                    "rewrite them with supported ops, or pass "
-                    "allow_select_tf_ops=True (Flex kernels need the Flex "
-                    "delegate on device and never run on the GPU)."
-                )
-            log = ""
-            if captured.text.strip():
-                log = "\nConverter log (last lines):\n" + _last_lines(
-                    captured.text
-                )
-            raise RuntimeError(
-                f"TFLite conversion ({quantization or 'float32'}) failed: "
-                f"{type(e).__name__}: {_first_lines(str(e))}.{hint}{log}"
-            ) from e
+        _convert(
+            model,
+            tmp_path,
+            signature,
+            converter_kwargs,
+            quantization=quantization,
+            allow_select_tf_ops=allow_select_tf_ops,
+        )
         with open(tmp_path, "rb") as f:
             content = f.read()
 
         from keras_neuronprune.export._litert_runner import LiteRTRunner
         from keras_neuronprune.export._litert_runner import tensor_details
-        from keras_neuronprune.export.gpu_compatibility import (
-            check_gpu_compatibility,
-        )
-        from keras_neuronprune.export.gpu_compatibility import (
-            runtime_gpu_check as _runtime_gpu_check,
-        )
 
-        gpu = check_gpu_compatibility(content)
-        if runtime_gpu_check or (
-            runtime_gpu_check is None and require_gpu_compatible
-        ):
-            gpu.runtime = _runtime_gpu_check(content)
-        runtime_partial = (
-            gpu.runtime is not None
-            and gpu.runtime["status"] == "partially_accelerated"
-        )
-        if require_gpu_compatible and (not gpu.compatible or runtime_partial):
-            raise GpuCompatibilityError(
-                "The exported model cannot run entirely on the TFLite GPU "
-                f"delegate (require_gpu_compatible=True):\n{gpu}",
-                report=gpu,
-            )
+        gpu = _gpu_report(content, require_gpu_compatible, runtime_gpu_check)
 
         # LiteRT announces its XNNPACK delegate on stderr from C++.
         with tf_logging.silenced_stderr(quiet):
@@ -260,6 +197,102 @@ def tflite(
         input_details=tensor_details(runner.input_details),
         output_details=tensor_details(runner.output_details),
     )
+
+
+def _check_arguments(quantization, representative_data, int8_io, batch_size):
+    if int8_io and quantization != "int8":
+        raise ValueError(
+            "`int8_io=True` needs quantization='int8'. Received: "
+            f"quantization={quantization!r}"
+        )
+    if quantization == "int8" and representative_data is None:
+        raise ValueError(
+            "quantization='int8' needs `representative_data` (a few hundred "
+            "typical inputs) to calibrate activation ranges. Received: "
+            "representative_data=None"
+        )
+    if batch_size is not None and (
+        not isinstance(batch_size, int) or batch_size < 1
+    ):
+        raise ValueError(
+            "`batch_size` must be a positive int or None. Received: "
+            f"batch_size={batch_size!r}"
+        )
+
+
+def _parity_inputs(model, rep, parity_data, parity_samples):
+    """The parity-check inputs and their label: calibration data first."""
+    if rep is not None:
+        return rep, "representative_data"
+    if parity_data is not None:
+        inputs = _common.normalize_inputs(parity_data, model, "parity_data")
+        return inputs, "parity_data"
+    return _common.random_inputs(model, parity_samples), "random"
+
+
+def _convert(
+    model,
+    tmp_path,
+    signature,
+    converter_kwargs,
+    *,
+    quantization,
+    allow_select_tf_ops,
+):
+    """Runs Keras' LiteRT export; a failure carries a hint and the log."""
+    quiet = not tf_logging.is_verbose()
+    try:
+        with tf_logging.silenced_stderr(quiet) as captured:
+            model.export(
+                tmp_path,
+                format="litert",
+                input_signature=signature,
+                verbose=False,
+                **converter_kwargs,
+            )
+    except Exception as e:
+        hint = ""
+        if "TF Select" in str(e) and not allow_select_tf_ops:
+            hint = (
+                " Some operators have no TFLite builtin kernel; "
+                "rewrite them with supported ops, or pass "
+                "allow_select_tf_ops=True (Flex kernels need the Flex "
+                "delegate on device and never run on the GPU)."
+            )
+        log = ""
+        if captured.text.strip():
+            log = "\nConverter log (last lines):\n" + _last_lines(captured.text)
+        raise RuntimeError(
+            f"TFLite conversion ({quantization or 'float32'}) failed: "
+            f"{type(e).__name__}: {_first_lines(str(e))}.{hint}{log}"
+        ) from e
+
+
+def _gpu_report(content, require_gpu_compatible, runtime_gpu_check):
+    """The GPU-delegate report; raises when the GPU is required and fails."""
+    from keras_neuronprune.export.gpu_compatibility import (
+        check_gpu_compatibility,
+    )
+    from keras_neuronprune.export.gpu_compatibility import (
+        runtime_gpu_check as _runtime_gpu_check,
+    )
+
+    gpu = check_gpu_compatibility(content)
+    if runtime_gpu_check or (
+        runtime_gpu_check is None and require_gpu_compatible
+    ):
+        gpu.runtime = _runtime_gpu_check(content)
+    runtime_partial = (
+        gpu.runtime is not None
+        and gpu.runtime["status"] == "partially_accelerated"
+    )
+    if require_gpu_compatible and (not gpu.compatible or runtime_partial):
+        raise GpuCompatibilityError(
+            "The exported model cannot run entirely on the TFLite GPU "
+            f"delegate (require_gpu_compatible=True):\n{gpu}",
+            report=gpu,
+        )
+    return gpu
 
 
 def relax_hint(parity, mode, tolerance, min_top1_agreement):

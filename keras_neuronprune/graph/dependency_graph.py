@@ -256,7 +256,56 @@ class DependencyGraph:
         n = self._next
         labels = _components(n, self._edges)
         self.labels = labels
-        n_labels = int(labels.max()) + 1 if n else 0
+        names, sizes, group_labels, group_of, rank_of = self._number_groups(
+            labels, int(labels.max()) + 1 if n else 0
+        )
+        self.group_of = group_of
+        self.rank_of = rank_of
+        self.group_labels = [np.concatenate(x) for x in group_labels]
+        reasons = self._first_reasons(self._blocks, len(names))
+        inexact = self._first_reasons(self._inexact, len(names))
+        members = self._group_members(reasons)
+        partitions = self._group_partitions(reasons)
+        self.groups = []
+        for g, name in enumerate(names):
+            reason = reasons[g]
+            exact = inexact[g] is None
+            if reason is None and not exact:
+                if not self.allow_inexact:
+                    reason = (
+                        f"inexact: {inexact[g]}; pass allow_inexact=True to "
+                        "prune it anyway"
+                    )
+            if reason is None and sizes[g] < 2:
+                reason = "it has a single channel"
+            if reason is None and not any(
+                m.kind == "producer" for m in members[g]
+            ):
+                reason = "no layer produces these channels"
+            self.groups.append(
+                ChannelGroup(
+                    name=name,
+                    size=sizes[g],
+                    prunable=reason is None,
+                    exact=exact,
+                    reason=reason
+                    if reason is not None
+                    else (None if exact else f"inexact: {inexact[g]}"),
+                    members=members[g],
+                    partitions=partitions[g],
+                )
+            )
+
+    def _number_groups(self, labels, n_labels):
+        """Splits components into groups by the records that touch them.
+
+        Two components are one group when exactly the same records touch
+        them (equal XOR signatures of random record tokens). Groups are
+        numbered, named and ranked in record order.
+
+        Returns:
+            `(names, sizes, group_labels, group_of, rank_of)`.
+        """
         rng = np.random.default_rng(1234)
         sig = np.zeros(n_labels, dtype=np.uint64)
         record_labels = []
@@ -303,20 +352,20 @@ class DependencyGraph:
                 sizes[g] += len(labs_g)
                 group_of[labs_g] = g
                 group_labels[g].append(labs_g)
-        self.group_of = group_of
-        self.rank_of = rank_of
-        self.group_labels = [np.concatenate(x) for x in group_labels]
-        reasons = [None] * len(names)
-        inexact = [None] * len(names)
-        for ids, reason in self._blocks:
-            for g in np.unique(group_of[labels[ids]]):
+        return names, sizes, group_labels, group_of, rank_of
+
+    def _first_reasons(self, entries, n_groups):
+        """Per group, the first reason of `entries` (`(ids, reason)`)."""
+        reasons = [None] * n_groups
+        for ids, reason in entries:
+            for g in np.unique(self.group_of[self.labels[ids]]):
                 if reasons[g] is None:
                     reasons[g] = reason
-        for ids, reason in self._inexact:
-            for g in np.unique(group_of[labels[ids]]):
-                if inexact[g] is None:
-                    inexact[g] = reason
-        members = [[] for _ in names]
+        return reasons
+
+    def _group_members(self, reasons):
+        """Members per group; uneven repeats set the group's reason."""
+        members = [[] for _ in reasons]
         for path, role, kind, index, ids in self._members:
             for g, channels in self._split(ids):
                 if channels is None:
@@ -328,7 +377,11 @@ class DependencyGraph:
                 members[g].append(
                     GroupMember(path, role, kind, index, channels)
                 )
-        partitions = [[] for _ in names]
+        return members
+
+    def _group_partitions(self, reasons):
+        """Grouped-layer partitions per group; conflicts set the reason."""
+        partitions = [[] for _ in reasons]
         for path, ids, chunks in self._partitions:
             parts = list(self._split(ids))
             if len(parts) > 1 or parts[0][1] is None:
@@ -345,35 +398,7 @@ class DependencyGraph:
                     reasons[g] = f"grouped layer '{path}' repeats channels"
                 continue
             partitions[g].append((path, chunks[channels[:, 0]]))
-        self.groups = []
-        for g, name in enumerate(names):
-            reason = reasons[g]
-            exact = inexact[g] is None
-            if reason is None and not exact:
-                if not self.allow_inexact:
-                    reason = (
-                        f"inexact: {inexact[g]}; pass allow_inexact=True to "
-                        "prune it anyway"
-                    )
-            if reason is None and sizes[g] < 2:
-                reason = "it has a single channel"
-            if reason is None and not any(
-                m.kind == "producer" for m in members[g]
-            ):
-                reason = "no layer produces these channels"
-            self.groups.append(
-                ChannelGroup(
-                    name=name,
-                    size=sizes[g],
-                    prunable=reason is None,
-                    exact=exact,
-                    reason=reason
-                    if reason is not None
-                    else (None if exact else f"inexact: {inexact[g]}"),
-                    members=members[g],
-                    partitions=partitions[g],
-                )
-            )
+        return partitions
 
     def _split(self, ids):
         """Yields `(group index, channels (size, r) or None)` for a tensor."""

@@ -4,11 +4,15 @@ import keras
 import numpy as np
 
 from keras_neuronprune.graph import _keras_graph
+from keras_neuronprune.lowrank.low_rank_projection import pop_layers
 from keras_neuronprune.lowrank.low_rank_projection import select_layers
 from keras_neuronprune.lowrank.low_rank_report import LayerFactorization
 from keras_neuronprune.lowrank.low_rank_report import LowRankReport
 from keras_neuronprune.lowrank.projection import kernel_matrix
 from keras_neuronprune.lowrank.projection import target_rank
+from keras_neuronprune.utils.renamed_arguments import pop_renamed
+from keras_neuronprune.utils.renamed_arguments import reject_unknown
+from keras_neuronprune.utils.validation import check_fraction
 
 
 def _numerical_rank(s, tolerance):
@@ -61,7 +65,12 @@ def _split_layers(layer, rank, name):
 
 
 def factorize_low_rank(
-    model, ranks=None, prune_goal=None, tolerance=1e-4, layers=None
+    model,
+    ranks=None,
+    pruning_ratio=None,
+    tolerance=1e-4,
+    ignored_layers=None,
+    **kwargs,
 ):
     """Returns a copy of `model` with each Conv/Dense split in two.
 
@@ -82,36 +91,51 @@ def factorize_low_rank(
     Args:
         model: functional or Sequential model.
         ranks: dict layer name -> rank (overrides the rest).
-        prune_goal: fraction of singular values to drop (LRPET's
-            `floor(n - n * prune_goal)`); the SVD truncation is then lossy.
+        pruning_ratio: fraction of singular values to drop (LRPET's
+            `floor(n - n * pruning_ratio)`); the SVD truncation is then
+            lossy.
         tolerance: when neither applies, the rank is the number of
             singular values above `tolerance * sigma_max`.
-        layers: layer names to consider (default: every supported layer
-            except output layers).
+        ignored_layers: layers left whole (names, layers or layer
+            classes); every other supported layer except the output layers
+            is considered.
+        **kwargs: deprecated spellings, accepted with a
+            `DeprecationWarning`: `prune_goal` (now `pruning_ratio`) and
+            `layers` (the names of the only layers to consider).
 
     Returns:
         `(new_model, LowRankReport)`.
 
     Raises:
-        ValueError: bad `prune_goal`, `ranks` or `layers` entries, or a
-            subclassed model.
+        ValueError: bad `pruning_ratio`, `ranks`, `ignored_layers` or
+            `layers` entries, or a subclassed model.
 
     Example:
-        >>> small, report = factorize_low_rank(model, prune_goal=0.5)
+        >>> small, report = factorize_low_rank(model, pruning_ratio=0.5)
         >>> print(report)
 
     Reference:
         Guo et al., "Compact Model Training by Low-Rank Projection with
         Energy Transfer", IEEE TNNLS 2024, https://arxiv.org/abs/2204.05566
     """
-    if prune_goal is not None and not 0 <= prune_goal < 1:
-        raise ValueError(
-            f"`prune_goal` must be in [0, 1). Received: prune_goal={prune_goal}"
-        )
+    name = "prune_goal" if "prune_goal" in kwargs else "pruning_ratio"
+    pruning_ratio = pop_renamed(
+        kwargs,
+        "prune_goal",
+        "pruning_ratio",
+        pruning_ratio,
+        where="factorize_low_rank",
+    )
+    layers = pop_layers(kwargs, ignored_layers, "factorize_low_rank")
+    reject_unknown(kwargs, "factorize_low_rank")
+    check_fraction(pruning_ratio, name, allow_none=True)
     ranks = dict(ranks or {})
     functional = _keras_graph.as_functional(model)
     selected = [
-        layer for layer, _ in select_layers(model, layers, bn_rectify=False)
+        layer
+        for layer, _ in select_layers(
+            model, layers, bn_rectify=False, ignored_layers=ignored_layers
+        )
     ]
     for name, r in ranks.items():
         if int(r) < 1:
@@ -132,8 +156,8 @@ def factorize_low_rank(
         n_out, p = m.shape
         if layer.name in ranks:
             r = min(int(ranks[layer.name]), len(s))
-        elif prune_goal is not None:
-            r = target_rank(len(s), prune_goal)
+        elif pruning_ratio is not None:
+            r = target_rank(len(s), pruning_ratio)
         else:
             r = _numerical_rank(s, tolerance)
         before = layer.count_params()

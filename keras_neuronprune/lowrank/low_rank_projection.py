@@ -5,6 +5,9 @@ import keras
 from keras_neuronprune.lowrank.projection import conv_bn_pairs
 from keras_neuronprune.lowrank.projection import project_layer
 from keras_neuronprune.lowrank.projection import supports
+from keras_neuronprune.utils.renamed_arguments import pop_renamed
+from keras_neuronprune.utils.renamed_arguments import reject_unknown
+from keras_neuronprune.utils.validation import check_fraction
 
 
 @keras.saving.register_keras_serializable(package="keras_neuronprune")
@@ -14,7 +17,7 @@ class LowRankProjection(keras.callbacks.Callback):
     After each epoch (or every `every_n_steps` steps), every selected
     layer's kernel `W` (viewed as `outputs x inputs*kernel_size`) is
     rectified by the following BatchNormalization's scale, projected to
-    rank `floor(n - n * prune_goal)` with energy transfer (the removed
+    rank `floor(n - n * pruning_ratio)` with energy transfer (the removed
     energy is moved to the kept singular values) and written back with the
     dense shape, so training continues on the projected weights. At the
     end, `factorize_low_rank` splits each layer into a rank-`r` k x k
@@ -23,19 +26,23 @@ class LowRankProjection(keras.callbacks.Callback):
     This callback modifies the model being trained, as training does.
 
     Args:
-        prune_goal: fraction of singular values removed, in [0, 1).
+        pruning_ratio: fraction of singular values removed, in [0, 1)
+            (LRPET's "prune goal").
         reduction_factor: factor on the removed singular values (0: hard
             truncation, LRPET's default).
         bn_rectify: rectify with the following BatchNormalization.
-        layers: names of the layers to project (default: every Conv with
-            `groups=1` and every Dense layer except the model's output
-            layers).
+        ignored_layers: layers left whole (names, layers or layer
+            classes); every other Conv with `groups=1` and Dense layer
+            except the model's output layers is projected.
         every_n_steps: project every this many training batches instead of
             at epoch ends.
+        **kwargs: deprecated spellings, accepted with a
+            `DeprecationWarning`: `prune_goal` (now `pruning_ratio`) and
+            `layers` (the names of the only layers to project).
 
     Example:
         >>> model.fit(x, y, epochs=30, callbacks=[
-        ...     LowRankProjection(prune_goal=0.5)])
+        ...     LowRankProjection(pruning_ratio=0.5)])
         >>> small, report = factorize_low_rank(model)
 
     Reference:
@@ -45,18 +52,27 @@ class LowRankProjection(keras.callbacks.Callback):
 
     def __init__(
         self,
-        prune_goal=0.5,
+        pruning_ratio=0.5,
         reduction_factor=0.0,
         bn_rectify=True,
-        layers=None,
+        ignored_layers=None,
         every_n_steps=None,
+        **kwargs,
     ):
         super().__init__()
-        if not 0 <= prune_goal < 1:
-            raise ValueError(
-                "`prune_goal` must be in [0, 1). Received: "
-                f"prune_goal={prune_goal}"
+        name = "prune_goal" if "prune_goal" in kwargs else "pruning_ratio"
+        if name == "prune_goal":
+            # The old default was 0.5: only a value given twice conflicts.
+            pruning_ratio = pop_renamed(
+                kwargs,
+                "prune_goal",
+                "pruning_ratio",
+                None if pruning_ratio == 0.5 else pruning_ratio,
+                where="LowRankProjection",
             )
+        layers = pop_layers(kwargs, ignored_layers, "LowRankProjection")
+        reject_unknown(kwargs, "LowRankProjection")
+        check_fraction(pruning_ratio, name)
         if not 0 <= reduction_factor <= 1:
             raise ValueError(
                 "`reduction_factor` must be in [0, 1]. Received: "
@@ -67,17 +83,28 @@ class LowRankProjection(keras.callbacks.Callback):
                 "`every_n_steps` must be >= 1 or None. Received: "
                 f"every_n_steps={every_n_steps}"
             )
-        self.prune_goal = float(prune_goal)
+        self.pruning_ratio = float(pruning_ratio)
         self.reduction_factor = float(reduction_factor)
         self.bn_rectify = bool(bn_rectify)
+        self.ignored_layers = ignored_layers
         self.layers = None if layers is None else list(layers)
         self.every_n_steps = every_n_steps
         self.history = []
         self._step = 0
 
+    @property
+    def prune_goal(self):
+        """Deprecated name of `pruning_ratio`."""
+        return self.pruning_ratio
+
     def targets(self, model):
         """The layers this callback projects, with their paired BN."""
-        return select_layers(model, self.layers, self.bn_rectify)
+        return select_layers(
+            model,
+            self.layers,
+            self.bn_rectify,
+            ignored_layers=self.ignored_layers,
+        )
 
     def project(self, model):
         """Projects `model`'s selected layers now; returns a dict of info."""
@@ -85,7 +112,7 @@ class LowRankProjection(keras.callbacks.Callback):
         for layer, bn in self.targets(model):
             info[layer.name] = project_layer(
                 layer,
-                prune_goal=self.prune_goal,
+                prune_goal=self.pruning_ratio,
                 bn=bn,
                 reduction_factor=self.reduction_factor,
             )
@@ -102,24 +129,105 @@ class LowRankProjection(keras.callbacks.Callback):
             self.project(self.model)
 
     def get_config(self):
-        return {
-            "prune_goal": self.prune_goal,
+        config = {
+            "pruning_ratio": self.pruning_ratio,
             "reduction_factor": self.reduction_factor,
             "bn_rectify": self.bn_rectify,
-            "layers": self.layers,
+            "ignored_layers": _names(self.ignored_layers),
             "every_n_steps": self.every_n_steps,
         }
+        if self.layers is not None:
+            config["layers"] = self.layers
+        return config
 
     @classmethod
     def from_config(cls, config):
-        return cls(**config)
+        # Configs saved with the old names load without a warning.
+        config = dict(config)
+        if "prune_goal" in config:
+            config["pruning_ratio"] = config.pop("prune_goal")
+        layers = config.pop("layers", None)
+        callback = cls(**config)
+        callback.layers = None if layers is None else list(layers)
+        return callback
 
 
-def select_layers(model, names=None, bn_rectify=True):
+def _names(ignored_layers):
+    """`ignored_layers` as JSON-friendly names (classes by class name)."""
+    if ignored_layers is None:
+        return None
+    if isinstance(ignored_layers, (str, type, keras.layers.Layer)):
+        ignored_layers = [ignored_layers]
+    return [
+        item.name
+        if isinstance(item, keras.layers.Layer)
+        else item.__name__
+        if isinstance(item, type)
+        else item
+        for item in ignored_layers
+    ]
+
+
+def pop_layers(kwargs, ignored_layers, where):
+    """Pops the deprecated include-list `layers=` from `kwargs`.
+
+    `layers` named the only layers to handle; `ignored_layers` names the
+    ones to leave out. Both at once is refused.
+    """
+    if "layers" not in kwargs:
+        return None
+    layers = pop_renamed(
+        kwargs,
+        "layers",
+        "ignored_layers",
+        ignored_layers,
+        where=where,
+        hint=" `layers` named the layers to handle; `ignored_layers` names "
+        "the ones to leave out.",
+        stacklevel=4,
+    )
+    return None if layers is None else list(layers)
+
+
+def _is_ignored(layer, ignored):
+    for item in ignored:
+        if isinstance(item, type) and isinstance(layer, item):
+            return True
+        if item is layer or item == layer.name or item == type(layer).__name__:
+            return True
+    return False
+
+
+def _check_ignored(functional, ignored):
+    """Raises for an `ignored_layers` name that is not in the model."""
+    names = {layer.name for layer in functional.layers}
+    classes = {type(layer).__name__ for layer in functional.layers}
+    for item in ignored:
+        if isinstance(item, str) and item not in names | classes:
+            raise ValueError(
+                "`ignored_layers` must name layers (or layer classes) of the "
+                f"model. Received: ignored_layers entry {item!r}"
+            )
+        if not isinstance(item, (str, type, keras.layers.Layer)):
+            raise ValueError(
+                "`ignored_layers` must hold layer names, layers or layer "
+                f"classes. Received: ignored_layers entry {item!r}"
+            )
+
+
+def select_layers(model, names=None, bn_rectify=True, ignored_layers=None):
     """`[(layer, bn or None)]` for the layers LRPET handles in `model`.
 
+    Args:
+        model: the model.
+        names: the only layers to handle (the deprecated `layers=`), or
+            None for every supported layer except the output layers.
+        bn_rectify: pair each layer with its following BatchNormalization.
+        ignored_layers: names, layers or layer classes left out.
+
     Raises:
-        ValueError: when `names` lists an unknown or unsupported layer.
+        ValueError: when `names` lists an unknown or unsupported layer, or
+            `ignored_layers` an unknown one.
     """
     from keras_neuronprune.graph import _keras_graph
 
@@ -151,4 +259,10 @@ def select_layers(model, names=None, bn_rectify=True):
                     "(channels_last) and Dense layers."
                 )
             layers.append(layer)
+    if ignored_layers is not None:
+        if isinstance(ignored_layers, (str, type, keras.layers.Layer)):
+            ignored_layers = [ignored_layers]
+        ignored_layers = list(ignored_layers)
+        _check_ignored(functional, ignored_layers)
+        layers = [x for x in layers if not _is_ignored(x, ignored_layers)]
     return [(layer, pairs.get(layer.name)) for layer in layers]

@@ -1,28 +1,12 @@
-"""Argument checks shared by the regularisers (private)."""
+"""Argument checks of the regularisers (private).
 
-import math
+Kept as names for the modules that import them; the checks themselves are
+`keras_neuronprune.utils.validation`'s, `(value, name)` order.
+"""
 
+from keras_neuronprune.utils.validation import check_finite as finite_float
+from keras_neuronprune.utils.validation import (
+    check_non_negative as non_negative_float,
+)
 
-def non_negative_float(value, name):
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = float("nan")
-    if not (number >= 0 and math.isfinite(number)):
-        raise ValueError(
-            f"`{name}` must be a non-negative finite number. "
-            f"Received: {name}={value!r}"
-        )
-    return number
-
-
-def finite_float(value, name):
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = float("nan")
-    if not math.isfinite(number):
-        raise ValueError(
-            f"`{name}` must be a finite number. Received: {name}={value!r}"
-        )
-    return number
+__all__ = ["finite_float", "non_negative_float"]

@@ -15,10 +15,11 @@ import math
 import keras
 import numpy as np
 
-from keras_neuronprune.regularizers._validation import finite_float
-from keras_neuronprune.regularizers._validation import non_negative_float
 from keras_neuronprune.regularizers.growing_regularizer import KEEP
 from keras_neuronprune.regularizers.growing_regularizer import PRUNE
+from keras_neuronprune.utils.validation import check_finite
+from keras_neuronprune.utils.validation import check_non_negative
+from keras_neuronprune.utils.validation import check_positive
 
 _VARIANTS = ("greg1", "greg2")
 
@@ -86,25 +87,29 @@ class GRegSchedule:
                 f"Received: update_interval={update_interval!r}"
             )
         self.update_interval = int(update_interval)
-        self.granularity_prune = _positive(
+        self.granularity_prune = check_positive(
             granularity_prune, "granularity_prune"
         )
-        self.upper_limit = _positive(upper_limit, "upper_limit")
-        self.granularity_pick = _positive(granularity_pick, "granularity_pick")
-        self.upper_limit_pick = _positive(upper_limit_pick, "upper_limit_pick")
+        self.upper_limit = check_positive(upper_limit, "upper_limit")
+        self.granularity_pick = check_positive(
+            granularity_pick, "granularity_pick"
+        )
+        self.upper_limit_pick = check_positive(
+            upper_limit_pick, "upper_limit_pick"
+        )
         if variant == "greg2" and self.upper_limit_pick >= self.upper_limit:
             raise ValueError(
                 "`upper_limit_pick` must be below `upper_limit`. Received: "
                 f"upper_limit_pick={upper_limit_pick!r}, "
                 f"upper_limit={upper_limit!r}"
             )
-        self.granularity_recover = finite_float(
+        self.granularity_recover = check_finite(
             granularity_recover, "granularity_recover"
         )
         self.stabilize_interval = int(
-            non_negative_float(stabilize_interval, "stabilize_interval")
+            check_non_negative(stabilize_interval, "stabilize_interval")
         )
-        self.start_step = int(non_negative_float(start_step, "start_step"))
+        self.start_step = int(check_non_negative(start_step, "start_step"))
 
     # Step arithmetic ---------------------------------------------------
     def _increments(self, step, since):
@@ -195,10 +200,3 @@ class GRegSchedule:
     @classmethod
     def from_config(cls, config):
         return cls(**config)
-
-
-def _positive(value, name):
-    number = non_negative_float(value, name)
-    if number == 0:
-        raise ValueError(f"`{name}` must be > 0. Received: {name}={value!r}")
-    return number

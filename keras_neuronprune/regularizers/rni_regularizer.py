@@ -10,8 +10,8 @@ threshold separates them.
 import keras
 from keras import ops
 
-from keras_neuronprune.regularizers._validation import finite_float
-from keras_neuronprune.regularizers._validation import non_negative_float
+from keras_neuronprune.utils.validation import check_finite
+from keras_neuronprune.utils.validation import check_non_negative
 
 
 @keras.saving.register_keras_serializable(package="keras_neuronprune")
@@ -45,8 +45,8 @@ class RNIRegularizer(keras.regularizers.Regularizer):
     """
 
     def __init__(self, strength=1e-4, shift=3.0):
-        self.strength = non_negative_float(strength, "strength")
-        self.shift = finite_float(shift, "shift")
+        self.strength = check_non_negative(strength, "strength")
+        self.shift = check_finite(shift, "shift")
         # Set to 0 by the `"rni"` criterion once the model is pruned, so
         # that fine-tuning runs without the penalty (read by the graph, not
         # part of the config).

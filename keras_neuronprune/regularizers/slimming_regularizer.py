@@ -8,7 +8,7 @@ then pruned by `|gamma|`.
 import keras
 from keras import ops
 
-from keras_neuronprune.regularizers._validation import non_negative_float
+from keras_neuronprune.utils.validation import check_non_negative
 
 
 @keras.saving.register_keras_serializable(package="keras_neuronprune")
@@ -35,7 +35,7 @@ class SlimmingRegularizer(keras.regularizers.Regularizer):
     """
 
     def __init__(self, strength=1e-4):
-        self.strength = non_negative_float(strength, "strength")
+        self.strength = check_non_negative(strength, "strength")
 
     def __call__(self, x):
         return self.strength * ops.sum(ops.abs(x))

@@ -50,8 +50,8 @@ def from_tfmot(schedule):
     if cls.__module__.startswith(_TFMOT_MODULE) and name == "PolynomialDecay":
         c = _tfmot_config(schedule)
         return PolynomialDecay(
-            initial_ratio=float(c["initial_sparsity"]),
-            final_ratio=float(c["final_sparsity"]),
+            initial_pruning_ratio=float(c["initial_sparsity"]),
+            final_pruning_ratio=float(c["final_sparsity"]),
             begin_step=int(c["begin_step"]),
             end_step=int(c["end_step"]),
             power=c.get("power", 3),

@@ -1,9 +1,10 @@
 """`PruningSchedule`: when to prune, and how much, at each training step."""
 
 import copy
-import numbers
 
 import keras
+
+from keras_neuronprune.utils.validation import check_fraction
 
 
 @keras.saving.register_keras_serializable(package="keras_neuronprune")
@@ -19,15 +20,19 @@ class PruningSchedule:
     are not `PruningSchedule`s are used as they are.
 
     A schedule may leave its final ratio unset (`None`); `prune_structured`
-    then binds it to its own target with `bind`. With `target_flops` or a
-    `pruning_ratio_dict` and no `pruning_ratio`, the final ratio is bound to
-    1.0 and the returned ratio is read as the fraction of the target reached
-    (0.5: halfway to the FLOPs target).
+    then binds it to its own target with `bind`. With `flops_pruning_ratio`
+    or a `pruning_ratio_dict` and no `pruning_ratio`, the final ratio is
+    bound to 1.0 and the returned ratio is read as the fraction of the
+    target reached (0.5: halfway to the FLOPs target).
 
     Subclasses implement `__call__` and `get_config`, validate their
-    arguments with the `_validate_*` helpers and are registered serialisable
-    under `keras_neuronprune`.
+    arguments with `keras_neuronprune.utils.validation` and are registered
+    serialisable under `keras_neuronprune`. A subclass that renamed an
+    argument lists `{old: new}` in `_RENAMED`: `from_config` then reads
+    configs saved with the old names.
     """
+
+    _RENAMED = {}
 
     def __call__(self, step):
         raise NotImplementedError
@@ -47,16 +52,9 @@ class PruningSchedule:
         """
         bound = copy.copy(self)
         if bound.final_ratio is None:
-            if (
-                not isinstance(final_ratio, numbers.Real)
-                or isinstance(final_ratio, bool)
-                or not 0.0 <= float(final_ratio) <= 1.0
-            ):
-                raise ValueError(
-                    "`final_ratio` must be a number in [0, 1]. "
-                    f"Received: final_ratio={final_ratio!r}"
-                )
-            bound._final_ratio = float(final_ratio)
+            bound._final_ratio = check_fraction(
+                final_ratio, "final_ratio", include_one=True
+            )
         return bound
 
     def get_config(self):
@@ -64,50 +62,13 @@ class PruningSchedule:
 
     @classmethod
     def from_config(cls, config):
+        # Configs saved before a rename load without a warning.
+        config = {cls._RENAMED.get(k, k): v for k, v in config.items()}
         return cls(**config)
 
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
         return f"{type(self).__name__}({args})"
-
-
-def _validate_ratio(name, value, allow_none=False):
-    if value is None and allow_none:
-        return None
-    if (
-        not isinstance(value, numbers.Real)
-        or isinstance(value, bool)
-        or not 0.0 <= float(value) < 1.0
-    ):
-        raise ValueError(
-            f"`{name}` must be a number in [0, 1). Received: {name}={value!r}"
-        )
-    return float(value)
-
-
-def _validate_step(name, value, minimum=0):
-    if (
-        not isinstance(value, numbers.Integral)
-        or isinstance(value, bool)
-        or value < minimum
-    ):
-        raise ValueError(
-            f"`{name}` must be an integer >= {minimum}. "
-            f"Received: {name}={value!r}"
-        )
-    return int(value)
-
-
-def _validate_positive(name, value):
-    if (
-        not isinstance(value, numbers.Real)
-        or isinstance(value, bool)
-        or not float(value) > 0
-    ):
-        raise ValueError(
-            f"`{name}` must be a positive number. Received: {name}={value!r}"
-        )
-    return float(value)
 
 
 def check_schedule_output(schedule, step):

@@ -5,8 +5,10 @@ import math
 import keras
 
 from keras_neuronprune.schedules.base_pruning_schedule import PruningSchedule
-from keras_neuronprune.schedules.base_pruning_schedule import _validate_ratio
-from keras_neuronprune.schedules.base_pruning_schedule import _validate_step
+from keras_neuronprune.utils.renamed_arguments import pop_renamed
+from keras_neuronprune.utils.renamed_arguments import reject_unknown
+from keras_neuronprune.utils.validation import check_fraction
+from keras_neuronprune.utils.validation import check_int
 
 
 @keras.saving.register_keras_serializable(package="keras_neuronprune")
@@ -24,8 +26,12 @@ class Iterative(PruningSchedule):
         channels_per_step: channels removed at every pruning step.
         frequency: training steps between two pruning steps.
         begin_step: first pruning step.
-        final_ratio: ratio to stop at; None takes the target given to
-            `prune_structured`.
+        final_pruning_ratio: fraction of channels removed at the end; None
+            takes the target given to `prune_structured`.
+        num_channels: number of prunable channels (None: set by
+            `prune_structured` when it binds the schedule).
+        **kwargs: `final_ratio`, the deprecated spelling of
+            `final_pruning_ratio` (accepted with a `DeprecationWarning`).
 
     Example:
     ```python
@@ -39,34 +45,46 @@ class Iterative(PruningSchedule):
         Pruning", CVPR 2019 (arXiv:1906.10771).
     """
 
+    _RENAMED = {"final_ratio": "final_pruning_ratio"}
+
     def __init__(
         self,
         channels_per_step=100,
         frequency=30,
         begin_step=0,
-        final_ratio=None,
+        final_pruning_ratio=None,
         num_channels=None,
+        **kwargs,
     ):
-        self.channels_per_step = _validate_step(
-            "channels_per_step", channels_per_step, minimum=1
+        name = "final_pruning_ratio"
+        if "final_ratio" in kwargs:
+            name = "final_ratio"
+        final_pruning_ratio = pop_renamed(
+            kwargs,
+            "final_ratio",
+            "final_pruning_ratio",
+            final_pruning_ratio,
+            where="Iterative",
         )
-        self.frequency = _validate_step("frequency", frequency, minimum=1)
-        self.begin_step = _validate_step("begin_step", begin_step)
-        self._final_ratio = _validate_ratio(
-            "final_ratio", final_ratio, allow_none=True
+        reject_unknown(kwargs, "Iterative")
+        self.channels_per_step = check_int(
+            channels_per_step, "channels_per_step", 1
+        )
+        self.frequency = check_int(frequency, "frequency", 1)
+        self.begin_step = check_int(begin_step, "begin_step", 0)
+        self._final_ratio = check_fraction(
+            final_pruning_ratio, name, allow_none=True
         )
         self.num_channels = (
             None
             if num_channels is None
-            else _validate_step("num_channels", num_channels, minimum=1)
+            else check_int(num_channels, "num_channels", 1)
         )
 
     def bind(self, final_ratio, num_channels=None):
         bound = super().bind(final_ratio, num_channels)
         if num_channels is not None:
-            bound.num_channels = _validate_step(
-                "num_channels", num_channels, minimum=1
-            )
+            bound.num_channels = check_int(num_channels, "num_channels", 1)
         return bound
 
     @property
@@ -79,9 +97,10 @@ class Iterative(PruningSchedule):
     def _check_bound(self):
         if self.final_ratio is None or self.num_channels is None:
             raise ValueError(
-                "`Iterative` needs `final_ratio` and `num_channels`; pass it "
-                "to `prune_structured` (which binds them) or set them. "
-                f"Received: final_ratio={self.final_ratio!r}, "
+                "`Iterative` needs `final_pruning_ratio` and `num_channels`; "
+                "pass it to `prune_structured` (which binds them) or set "
+                "them. "
+                f"Received: final_pruning_ratio={self.final_ratio!r}, "
                 f"num_channels={self.num_channels!r}"
             )
 
@@ -105,6 +124,6 @@ class Iterative(PruningSchedule):
             "channels_per_step": self.channels_per_step,
             "frequency": self.frequency,
             "begin_step": self.begin_step,
-            "final_ratio": self.final_ratio,
+            "final_pruning_ratio": self.final_ratio,
             "num_channels": self.num_channels,
         }

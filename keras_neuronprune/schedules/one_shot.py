@@ -3,8 +3,10 @@
 import keras
 
 from keras_neuronprune.schedules.base_pruning_schedule import PruningSchedule
-from keras_neuronprune.schedules.base_pruning_schedule import _validate_ratio
-from keras_neuronprune.schedules.base_pruning_schedule import _validate_step
+from keras_neuronprune.utils.renamed_arguments import pop_renamed
+from keras_neuronprune.utils.renamed_arguments import reject_unknown
+from keras_neuronprune.utils.validation import check_fraction
+from keras_neuronprune.utils.validation import check_int
 
 
 @keras.saving.register_keras_serializable(package="keras_neuronprune")
@@ -23,10 +25,12 @@ class OneShot(PruningSchedule):
     Args:
         step: the training step at which to prune; with `fraction`, the
             planned step (None until `fit` plans it).
-        ratio: the pruning ratio; None takes the target given to
-            `prune_structured`.
+        pruning_ratio: the fraction of channels to remove; None takes the
+            target given to `prune_structured`.
         fraction: prune after this share of the first `fit`'s steps, in
             [0, 1].
+        **kwargs: `ratio`, the deprecated spelling of `pruning_ratio`
+            (accepted with a `DeprecationWarning`).
 
     Example:
     ```python
@@ -40,19 +44,21 @@ class OneShot(PruningSchedule):
         arXiv:2204.06404.
     """
 
-    def __init__(self, step=0, ratio=None, fraction=None):
-        if fraction is not None:
-            if (
-                isinstance(fraction, bool)
-                or not isinstance(fraction, (int, float))
-                or not 0.0 <= float(fraction) <= 1.0
-            ):
-                raise ValueError(
-                    "`fraction` must be a number in [0, 1] (the share of "
-                    "the first `fit` trained before pruning). Received: "
-                    f"fraction={fraction!r}"
-                )
-            fraction = float(fraction)
+    _RENAMED = {"ratio": "pruning_ratio"}
+
+    def __init__(self, step=0, pruning_ratio=None, fraction=None, **kwargs):
+        name = "ratio" if "ratio" in kwargs else "pruning_ratio"
+        pruning_ratio = pop_renamed(
+            kwargs, "ratio", "pruning_ratio", pruning_ratio, where="OneShot"
+        )
+        reject_unknown(kwargs, "OneShot")
+        fraction = check_fraction(
+            fraction,
+            "fraction",
+            include_one=True,
+            allow_none=True,
+            detail="(the share of the first `fit` trained before pruning) ",
+        )
         if fraction is not None and step == 0:
             # The default `step`: not planned yet.
             step = None
@@ -64,8 +70,8 @@ class OneShot(PruningSchedule):
                 "`step` must be an integer >= 0 (or pass `fraction`). "
                 "Received: step=None"
             )
-        self.step = None if step is None else _validate_step("step", step)
-        self._final_ratio = _validate_ratio("ratio", ratio, allow_none=True)
+        self.step = None if step is None else check_int(step, "step", 0)
+        self._final_ratio = check_fraction(pruning_ratio, name, allow_none=True)
 
     def plan(self, start_step, total_steps):
         """Fixes the pruning step from the length of the coming `fit`.
@@ -102,6 +108,6 @@ class OneShot(PruningSchedule):
     def get_config(self):
         return {
             "step": self.step,
-            "ratio": self.final_ratio,
+            "pruning_ratio": self.final_ratio,
             "fraction": self.fraction,
         }

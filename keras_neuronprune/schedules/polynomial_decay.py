@@ -3,8 +3,11 @@
 import keras
 
 from keras_neuronprune.schedules.base_pruning_schedule import PruningSchedule
-from keras_neuronprune.schedules.base_pruning_schedule import _validate_ratio
-from keras_neuronprune.schedules.base_pruning_schedule import _validate_step
+from keras_neuronprune.utils.renamed_arguments import pop_renamed
+from keras_neuronprune.utils.renamed_arguments import reject_unknown
+from keras_neuronprune.utils.validation import check_fraction
+from keras_neuronprune.utils.validation import check_int
+from keras_neuronprune.utils.validation import check_positive
 
 
 @keras.saving.register_keras_serializable(package="keras_neuronprune")
@@ -21,20 +24,24 @@ class PolynomialDecay(PruningSchedule):
     `prune_structured` is converted to this class, so the model saves.
 
     Args:
-        initial_ratio: ratio at `begin_step`.
-        final_ratio: ratio at `end_step`; None takes the target given to
-            `prune_structured`.
+        initial_pruning_ratio: fraction of channels removed at
+            `begin_step`.
+        final_pruning_ratio: fraction of channels removed at `end_step`;
+            None takes the target given to `prune_structured`.
         begin_step: first pruning step.
         end_step: last pruning step (> `begin_step`).
         power: exponent of the curve (3 prunes fast first, then slowly).
         frequency: steps between two mask updates.
         prune_at_end_step: also update the masks at `end_step` when it is
             not on the `frequency` grid.
+        **kwargs: `initial_ratio` and `final_ratio`, the deprecated
+            spellings of `initial_pruning_ratio` and `final_pruning_ratio`
+            (accepted with a `DeprecationWarning`).
 
     Example:
     ```python
     schedule = keras_neuronprune.schedules.PolynomialDecay(
-        final_ratio=0.5, begin_step=0, end_step=1000, frequency=100
+        final_pruning_ratio=0.5, begin_step=0, end_step=1000, frequency=100
     )
     ```
 
@@ -43,35 +50,59 @@ class PolynomialDecay(PruningSchedule):
         pruning for model compression", arXiv:1710.01878.
     """
 
+    _RENAMED = {
+        "initial_ratio": "initial_pruning_ratio",
+        "final_ratio": "final_pruning_ratio",
+    }
+
     def __init__(
         self,
-        initial_ratio=0.0,
-        final_ratio=None,
+        initial_pruning_ratio=0.0,
+        final_pruning_ratio=None,
         begin_step=0,
         end_step=1000,
         power=3,
         frequency=100,
         prune_at_end_step=True,
+        **kwargs,
     ):
-        self.initial_ratio = _validate_ratio("initial_ratio", initial_ratio)
-        self._final_ratio = _validate_ratio(
-            "final_ratio", final_ratio, allow_none=True
+        # Messages name the spelling the caller used.
+        self._names = tuple(
+            old if old in kwargs else new for old, new in self._RENAMED.items()
         )
-        self.begin_step = _validate_step("begin_step", begin_step)
-        self.end_step = _validate_step("end_step", end_step)
+        if "initial_ratio" in kwargs:
+            # The old default was 0.0: only a value given twice conflicts.
+            initial_pruning_ratio = pop_renamed(
+                kwargs,
+                "initial_ratio",
+                "initial_pruning_ratio",
+                None if initial_pruning_ratio == 0.0 else initial_pruning_ratio,
+                where="PolynomialDecay",
+            )
+        final_pruning_ratio = pop_renamed(
+            kwargs,
+            "final_ratio",
+            "final_pruning_ratio",
+            final_pruning_ratio,
+            where="PolynomialDecay",
+        )
+        reject_unknown(kwargs, "PolynomialDecay")
+        self.initial_ratio = check_fraction(
+            initial_pruning_ratio, self._names[0]
+        )
+        self._final_ratio = check_fraction(
+            final_pruning_ratio, self._names[1], allow_none=True
+        )
+        self.begin_step = check_int(begin_step, "begin_step", 0)
+        self.end_step = check_int(end_step, "end_step", 0)
         if self.end_step <= self.begin_step:
             raise ValueError(
                 "`end_step` must be greater than `begin_step` "
                 f"({self.begin_step}). Received: end_step={end_step!r}"
             )
-        if isinstance(power, bool) or not isinstance(power, (int, float)):
-            raise ValueError(
-                f"`power` must be a number. Received: power={power!r}"
-            )
-        if not power > 0:
-            raise ValueError(f"`power` must be > 0. Received: power={power!r}")
+        check_positive(power, "power")
         self.power = power
-        self.frequency = _validate_step("frequency", frequency, minimum=1)
+        self.frequency = check_int(frequency, "frequency", 1)
         if not isinstance(prune_at_end_step, bool):
             raise ValueError(
                 "`prune_at_end_step` must be True or False. Received: "
@@ -81,13 +112,14 @@ class PolynomialDecay(PruningSchedule):
         self._check_order()
 
     def _check_order(self):
+        initial, final = self._names
         if self.final_ratio is not None and (
             self.final_ratio < self.initial_ratio
         ):
             raise ValueError(
-                "`final_ratio` must be >= `initial_ratio` "
+                f"`{final}` must be >= `{initial}` "
                 f"({self.initial_ratio}). Received: "
-                f"final_ratio={self.final_ratio!r}"
+                f"{final}={self.final_ratio!r}"
             )
 
     def bind(self, final_ratio, num_channels=None):
@@ -99,9 +131,9 @@ class PolynomialDecay(PruningSchedule):
         final = self.final_ratio
         if final is None:
             raise ValueError(
-                "`PolynomialDecay` has no `final_ratio`; pass it to "
+                "`PolynomialDecay` has no `final_pruning_ratio`; pass it to "
                 "`prune_structured` (which binds it) or set it. "
-                "Received: final_ratio=None"
+                "Received: final_pruning_ratio=None"
             )
         if step < self.begin_step:
             return False, 0.0
@@ -117,8 +149,8 @@ class PolynomialDecay(PruningSchedule):
 
     def get_config(self):
         return {
-            "initial_ratio": self.initial_ratio,
-            "final_ratio": self.final_ratio,
+            "initial_pruning_ratio": self.initial_ratio,
+            "final_pruning_ratio": self.final_ratio,
             "begin_step": self.begin_step,
             "end_step": self.end_step,
             "power": self.power,

@@ -13,7 +13,7 @@ import dataclasses
 import keras
 import numpy as np
 
-from keras_neuronprune.utils.features import layer_by_name
+from keras_neuronprune.core.surgery import layer_by_name
 
 _PRODUCER_WEIGHTS = ("kernel", "pointwise_kernel", "bias")
 _CHANNELWISE_WEIGHTS = (
