@@ -182,6 +182,8 @@ def _criterion(name, kind, value, ctx, reg_steps):
 
     name, extra = split_method(name)
     extra = dict(extra)
+    if name == "rni" and extra.get("global_pruning"):
+        extra["min_channels"] = 3  # the paper's global setting
     if name == "random":
         return knp.criteria.RandomCriterion(seed=ctx.seed), extra
     if name == "greg":
@@ -203,7 +205,7 @@ def _criterion(name, kind, value, ctx, reg_steps):
 
 def _target_kwargs(kind, value):
     if kind == "flops":
-        return {"target_flops": value}
+        return {"flops_pruning_ratio": 1.0 - value}
     return {"pruning_ratio": value}
 
 

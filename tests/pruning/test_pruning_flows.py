@@ -124,7 +124,7 @@ def test_gradient_criterion_gets_gates_and_needs_data():
     )
     names = [layer.name for layer in pruned.layers]
     assert "bn1_gate" in names and "bn2_gate" in names
-    assert pruned.controller.global_pruning  # Taylor ranks globally
+    assert not pruned.controller.global_pruning  # per group by default
     pruned.controller.prune(pruned)
     assert sum(pruned.controller.kept_counts(pruned).values()) == 18
     scores = pruned.controller.importance_histograms(pruned)
