@@ -7,6 +7,25 @@ import tempfile
 import numpy as np
 
 
+def check_backend(function_name):
+    """Refuses export on a backend other than TensorFlow, with the fix.
+
+    The converters (TFLite, tf2onnx) and the parity runs work on TensorFlow
+    graphs; a JAX or PyTorch model fails deep inside them.
+    """
+    import keras
+
+    backend = keras.backend.backend()
+    if backend != "tensorflow":
+        raise ValueError(
+            f"`{function_name}` needs the TensorFlow backend; this process "
+            f"runs Keras on {backend!r}. Save the model "
+            "(`model.save('model.keras')`) and export it from a process "
+            "started with KERAS_BACKEND=tensorflow, e.g. `KERAS_BACKEND="
+            "tensorflow keras-neuronprune export model.keras --format tflite`."
+        )
+
+
 def check_output_path(path, suffix, arg_name="path"):
     """Fails early (before any conversion) when `path` cannot be written.
 

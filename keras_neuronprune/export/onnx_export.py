@@ -61,6 +61,7 @@ def onnx(
     print(result.parity)
     ```
     """
+    _common.check_backend("export.onnx")
     _check_arguments(opset, batch_size)
     path = _common.check_output_path(path, ".onnx")
     model, stripped = _common.prepare_model(model)

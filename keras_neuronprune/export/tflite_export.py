@@ -121,6 +121,7 @@ def tflite(
     ```
     """
     quantization = _check_quantization(quantization)
+    _common.check_backend("export.tflite")
     _check_arguments(quantization, representative_data, int8_io, batch_size)
     path = _common.check_output_path(path, ".tflite")
     model, stripped = _common.prepare_model(model)
