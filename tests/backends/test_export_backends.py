@@ -1,8 +1,8 @@
-"""Export and PruningSummaries on the JAX backend (#12).
+"""Export and PruningSummaries on the JAX and PyTorch backends (#12).
 
 Export needs TensorFlow graphs: on another backend it is refused up front
 with the fix in the message. PruningSummaries writes TensorBoard files from
-NumPy values, so it works on JAX as well.
+NumPy values, so it works on JAX and PyTorch as well.
 """
 
 import json
@@ -10,9 +10,9 @@ import os
 import subprocess
 import sys
 
-import pytest
+import importlib.util
 
-pytest.importorskip("jax")
+import pytest
 
 _DRIVER = r"""
 import glob, json, sys
@@ -43,8 +43,11 @@ print("RESULT" + json.dumps(out))
 """
 
 
-def test_export_refused_and_summaries_written_on_jax(tmp_path):
-    env = dict(os.environ, KERAS_BACKEND="jax", TF_CPP_MIN_LOG_LEVEL="3")
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_export_refused_and_summaries_written(backend, tmp_path):
+    if importlib.util.find_spec(backend) is None:
+        pytest.skip(f"{backend} is not installed")
+    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
     proc = subprocess.run(
         [sys.executable, "-c", _DRIVER, str(tmp_path)],
         env=env,
@@ -56,9 +59,9 @@ def test_export_refused_and_summaries_written_on_jax(tmp_path):
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT")]
     assert lines, proc.stderr[-3000:]
     out = json.loads(lines[-1][len("RESULT") :])
-    assert out["backend"] == "jax"
+    assert out["backend"] == backend
     for name in ("tflite", "onnx"):
         assert f"`export.{name}` needs the TensorFlow backend" in out[name]
-        assert "'jax'" in out[name] and "KERAS_BACKEND=tensorflow" in out[name]
+        assert f"'{backend}'" in out[name] and "KERAS_BACKEND=tensorflow" in out[name]
     assert not (tmp_path / "m.tflite").exists()
     assert out["events"] >= 1
