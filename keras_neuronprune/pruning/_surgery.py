@@ -321,7 +321,9 @@ def build_plain_clone(model):
         # `clone_model` rebuilds functional subclasses with their own
         # class; the stripped model must be a plain functional model
         # (no pruning step, no controller), even when nothing was pruned.
-        clone = keras.Model(clone.inputs, clone.outputs, name=clone.name)
+        # `input`/`output` keep the user's structure (one tensor, a list or
+        # a dict), so calling the stripped model warns about nothing.
+        clone = keras.Model(clone.input, clone.output, name=clone.name)
     for path, new in iter_layers(clone, graph=True):
         old = layers.get(path)
         if (
