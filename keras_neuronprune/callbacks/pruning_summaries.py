@@ -7,6 +7,7 @@ import numpy as np
 
 from keras_neuronprune.callbacks._model_check import current_step
 from keras_neuronprune.callbacks._model_check import require_pruned_model
+from keras_neuronprune.utils.validation import check_int
 
 
 class PruningSummaries(keras.callbacks.Callback):
@@ -66,20 +67,8 @@ class PruningSummaries(keras.callbacks.Callback):
                 "`update_freq` must be 'epoch' or a positive int. "
                 f"Received: update_freq={update_freq!r}"
             )
-        if (
-            not isinstance(histogram_freq, int)
-            or isinstance(histogram_freq, bool)
-            or histogram_freq < 0
-        ):
-            raise ValueError(
-                "`histogram_freq` must be a non-negative int. "
-                f"Received: histogram_freq={histogram_freq!r}"
-            )
-        if not isinstance(bins, int) or isinstance(bins, bool) or bins < 1:
-            raise ValueError(
-                f"`bins` must be a positive int. Received: bins={bins!r}"
-            )
-        self.bins = bins
+        histogram_freq = check_int(histogram_freq, "histogram_freq", 0)
+        self.bins = check_int(bins, "bins", 1)
         self.log_dir = os.fspath(log_dir)
         self.update_freq = update_freq
         self.histogram_freq = histogram_freq

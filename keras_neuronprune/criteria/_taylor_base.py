@@ -84,6 +84,7 @@ class GateTaylorBase(Criterion):
 
     requires_data = True
     default_normalize = "none"
+    config_keys = ("normalize", "momentum", "max_samples")
 
     def __init__(
         self, reduction="sum", normalize=None, momentum=0.0, max_samples=None
@@ -182,14 +183,3 @@ class GateTaylorBase(Criterion):
     def reset(self):
         """Forgets the importances averaged across calls (`momentum`)."""
         self._average = {}
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "normalize": self.normalize,
-                "momentum": self.momentum,
-                "max_samples": self.max_samples,
-            }
-        )
-        return config

@@ -107,6 +107,9 @@ class Criterion:
 
     requires_data = False
     alias = None
+    # Constructor arguments besides `reduction` that `get_config` writes,
+    # in signature order (read back from the attributes of the same names).
+    config_keys = ()
 
     def __init__(self, reduction="sum"):
         if reduction not in ("sum", "mean", "max"):
@@ -194,7 +197,9 @@ class Criterion:
         return stacked.max(axis=0)
 
     def get_config(self):
-        return {"reduction": self.reduction}
+        config = {"reduction": self.reduction}
+        config.update({key: getattr(self, key) for key in self.config_keys})
+        return config
 
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())

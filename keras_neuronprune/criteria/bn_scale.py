@@ -9,19 +9,15 @@ BatchNormalization's `gamma`.
 import keras
 import numpy as np
 
-from keras_neuronprune.criteria._layer_utils import bn_members
-from keras_neuronprune.criteria._layer_utils import bn_parameters
-from keras_neuronprune.criteria._layer_utils import first_positions
-from keras_neuronprune.criteria.base_criterion import Criterion
+from keras_neuronprune.criteria._bn_criterion import BNParameterCriterion
 from keras_neuronprune.criteria.base_criterion import check_normalize
-from keras_neuronprune.criteria.base_criterion import normalize_scores
 from keras_neuronprune.layers import BoundedBatchNormalization
 from keras_neuronprune.regularizers import SlimmingRegularizer
 from keras_neuronprune.regularizers._validation import non_negative_float
 
 
 @keras.saving.register_keras_serializable(package="keras_neuronprune")
-class BNScale(Criterion):
+class BNScale(BNParameterCriterion):
     """Importance of a channel: `|gamma|` of its BatchNormalization.
 
     Members read: every BatchNormalization (or subclass) that outputs the
@@ -52,6 +48,7 @@ class BNScale(Criterion):
     """
 
     alias = "bn_scale"
+    config_keys = ("normalize", "strength")
 
     def __init__(self, reduction="sum", normalize="none", strength=1e-4):
         super().__init__(reduction)
@@ -70,21 +67,5 @@ class BNScale(Criterion):
     def regularized_weight(self, layer):
         return "gamma" if self.regularizer_for(layer) is not None else None
 
-    def supports(self, group, model):
-        return bool(bn_members(group, model))
-
-    def score(self, context):
-        return self.score_members(context, self._member_scores)
-
-    def _member_scores(self, group, model):
-        members = []
-        for member, layer in bn_members(group, model):
-            scale, _ = bn_parameters(layer)
-            values = np.abs(scale[first_positions(member)])
-            members.append(normalize_scores(values, self.normalize))
-        return members
-
-    def get_config(self):
-        config = super().get_config()
-        config.update({"normalize": self.normalize, "strength": self.strength})
-        return config
+    def bn_scores(self, scale, shift):
+        return np.abs(scale)

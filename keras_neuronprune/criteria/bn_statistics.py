@@ -12,12 +12,8 @@ import math
 import keras
 import numpy as np
 
-from keras_neuronprune.criteria._layer_utils import bn_members
-from keras_neuronprune.criteria._layer_utils import bn_parameters
-from keras_neuronprune.criteria._layer_utils import first_positions
-from keras_neuronprune.criteria.base_criterion import Criterion
+from keras_neuronprune.criteria._bn_criterion import BNParameterCriterion
 from keras_neuronprune.criteria.base_criterion import check_normalize
-from keras_neuronprune.criteria.base_criterion import normalize_scores
 
 _STATISTICS = ("mean", "second_moment")
 _erf = np.vectorize(math.erf, otypes=["float64"])
@@ -56,7 +52,7 @@ def rectified_gaussian_moment(mean, std, statistic="mean"):
 
 
 @keras.saving.register_keras_serializable(package="keras_neuronprune")
-class BNStatistics(Criterion):
+class BNStatistics(BNParameterCriterion):
     """Expected ReLU activation of `N(beta, gamma**2)` per channel.
 
     The paper's exact equation was not available (CRITERIA.md marks it
@@ -88,6 +84,7 @@ class BNStatistics(Criterion):
     """
 
     alias = "bn_stats"
+    config_keys = ("statistic", "normalize")
 
     def __init__(self, reduction="sum", statistic="mean", normalize="none"):
         super().__init__(reduction)
@@ -99,26 +96,5 @@ class BNStatistics(Criterion):
         self.statistic = statistic
         self.normalize = check_normalize(normalize)
 
-    def supports(self, group, model):
-        return bool(bn_members(group, model))
-
-    def score(self, context):
-        return self.score_members(context, self._member_scores)
-
-    def _member_scores(self, group, model):
-        members = []
-        for member, layer in bn_members(group, model):
-            scale, shift = bn_parameters(layer)
-            positions = first_positions(member)
-            values = rectified_gaussian_moment(
-                shift[positions], scale[positions], self.statistic
-            )
-            members.append(normalize_scores(values, self.normalize))
-        return members
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            {"statistic": self.statistic, "normalize": self.normalize}
-        )
-        return config
+    def bn_scores(self, scale, shift):
+        return rectified_gaussian_moment(shift, scale, self.statistic)

@@ -1,13 +1,10 @@
 """CHIP: channel independence measured by nuclear norms of feature maps."""
 
-import time
-
 import keras
 import numpy as np
 
-from keras_neuronprune.criteria.base_criterion import Criterion
+from keras_neuronprune.criteria._calibrated import CalibratedCriterion
 from keras_neuronprune.criteria.base_criterion import check_finite_scores
-from keras_neuronprune.utils.calibration import calibration_batches
 from keras_neuronprune.utils.features import call_site_map
 from keras_neuronprune.utils.features import feature_model
 from keras_neuronprune.utils.features import member_tensor
@@ -202,7 +199,7 @@ def channel_independence(matrices, method="exact"):
 
 
 @keras.saving.register_keras_serializable(package="keras_neuronprune")
-class CHIP(Criterion):
+class CHIP(CalibratedCriterion):
     """Channel independence (CHIP): nuclear-norm drop when a channel is zeroed.
 
     For each calibration image the group's feature maps (the activations
@@ -238,7 +235,7 @@ class CHIP(Criterion):
         Neural Networks", NeurIPS 2021, https://arxiv.org/abs/2110.13981
     """
 
-    requires_data = True
+    config_keys = ("method", "min_samples", "max_samples")
 
     def __init__(
         self,
@@ -247,33 +244,16 @@ class CHIP(Criterion):
         min_samples=32,
         max_samples=None,
     ):
-        super().__init__(reduction)
         if method not in _METHODS:
             raise ValueError(
                 f"`method` must be one of {_METHODS}. Received: "
                 f"method={method!r}"
             )
-        if int(min_samples) < 1:
-            raise ValueError(
-                "`min_samples` must be >= 1. Received: "
-                f"min_samples={min_samples}"
-            )
+        super().__init__(reduction, min_samples, max_samples)
         self.method = method
-        self.min_samples = int(min_samples)
-        self.max_samples = max_samples
-        self.last_cost_seconds = None
 
-    def score(self, context):
-        start = time.perf_counter()
+    def score_batches(self, context, batches, groups):
         model = context.model
-        batches = calibration_batches(
-            context.data,
-            model,
-            "CHIP",
-            min_samples=self.min_samples,
-            max_samples=self.max_samples,
-        )
-        groups = [g for g in context.groups if g.prunable]
         _, sites = call_site_map(model)
         tensors, plan = [], {}
         index_of = {}
@@ -309,16 +289,4 @@ class CHIP(Criterion):
             scores[group.name] = check_finite_scores(
                 self.reduce(member_scores), group.name
             )
-        self.last_cost_seconds = time.perf_counter() - start
         return self.fill_unsupported(scores, groups, unsupported)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "method": self.method,
-                "min_samples": self.min_samples,
-                "max_samples": self.max_samples,
-            }
-        )
-        return config

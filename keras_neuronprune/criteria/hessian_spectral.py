@@ -4,10 +4,10 @@ import keras
 import numpy as np
 
 from keras_neuronprune.core.surgery import layer_by_name
+from keras_neuronprune.criteria._calibrated import CalibratedCriterion
 from keras_neuronprune.criteria._moved import moved_driver
-from keras_neuronprune.criteria.base_criterion import Criterion
 from keras_neuronprune.criteria.base_criterion import check_finite_scores
-from keras_neuronprune.utils.calibration import calibration_batches
+from keras_neuronprune.criteria.base_criterion import progress
 from keras_neuronprune.utils.features import call_site_map
 from keras_neuronprune.utils.features import feature_model
 from keras_neuronprune.utils.gradients import activations_and_gradients
@@ -139,12 +139,15 @@ def _without(matrix, rows):
     return matrix[np.ix_(keep, keep)]
 
 
-def kronecker_factors(model, layer_names, batches, loss, per_image=8, seed=0):
+def kronecker_factors(
+    model, layer_names, batches, loss, per_image=8, seed=0, verbose=0
+):
     """Collects K-FAC factors of Conv/Dense layers on calibration data.
 
     Uses the empirical Fisher (gradients of the loss at the true targets),
     the KFC approximation for convolutions (spatial positions independent)
-    and `per_image` random output locations per sample.
+    and `per_image` random output locations per sample. `verbose=1` shows
+    a progress bar over the batches.
 
     Returns:
         dict layer name -> `KroneckerFactors`.
@@ -165,7 +168,7 @@ def kronecker_factors(model, layer_names, batches, loss, per_image=8, seed=0):
     sums_g = [0.0] * len(layers)
     counts = [0] * len(layers)
     cells = [1] * len(layers)
-    for x, y in batches:
+    for x, y in progress(batches, verbose, "batch"):
         acts = sub.predict_on_batch(x)
         acts = acts if isinstance(acts, list) else [acts]
         _, grads = activations_and_gradients(model, layer_names, x, y, loss)
@@ -212,7 +215,7 @@ def _filters(layer):
 
 
 @keras.saving.register_keras_serializable(package="keras_neuronprune")
-class HessianSpectral(Criterion):
+class HessianSpectral(CalibratedCriterion):
     """Neuron importance from K-FAC curvature, biased towards flat minima.
 
     For a group channel `j` produced by layers `l` (filters `w_j`, K-FAC
@@ -251,7 +254,14 @@ class HessianSpectral(Criterion):
         Approximation", 2021, https://arxiv.org/abs/2111.08577
     """
 
-    requires_data = True
+    needs_loss = True
+    loss_use = "a loss"
+    config_keys = (
+        "flatness_weight",
+        "samples_per_image",
+        "min_samples",
+        "max_samples",
+    )
 
     def __init__(
         self,
@@ -261,7 +271,7 @@ class HessianSpectral(Criterion):
         min_samples=32,
         max_samples=None,
     ):
-        super().__init__(reduction)
+        super().__init__(reduction, min_samples, max_samples)
         if not 0 <= flatness_weight <= 1:
             raise ValueError(
                 "`flatness_weight` must be in [0, 1]. Received: "
@@ -269,26 +279,10 @@ class HessianSpectral(Criterion):
             )
         self.flatness_weight = float(flatness_weight)
         self.samples_per_image = int(samples_per_image)
-        self.min_samples = int(min_samples)
-        self.max_samples = max_samples
         self.last_details = None
 
-    def score(self, context):
+    def score_batches(self, context, batches, groups):
         model = context.model
-        if context.loss is None:
-            raise ValueError(
-                "HessianSpectral needs a loss: pass "
-                "`ScoringContext(..., loss=...)`. Received: loss=None"
-            )
-        batches = calibration_batches(
-            context.data,
-            model,
-            "HessianSpectral",
-            min_samples=self.min_samples,
-            max_samples=self.max_samples,
-            needs_targets=True,
-        )
-        groups = [g for g in context.groups if g.prunable]
         names = []
         for group in groups:
             for m in group.members:
@@ -305,6 +299,7 @@ class HessianSpectral(Criterion):
             batches,
             context.loss,
             self.samples_per_image,
+            verbose=getattr(context, "verbose", 0),
         )
         scores, details, unsupported = {}, {}, []
         for group in groups:
@@ -360,18 +355,6 @@ class HessianSpectral(Criterion):
             else np.zeros(group.size)
         )
         return saliency, flatness
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "flatness_weight": self.flatness_weight,
-                "samples_per_image": self.samples_per_image,
-                "min_samples": self.min_samples,
-                "max_samples": self.max_samples,
-            }
-        )
-        return config
 
 
 def __getattr__(name):

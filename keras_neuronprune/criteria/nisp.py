@@ -5,10 +5,9 @@ import warnings
 import keras
 import numpy as np
 
-from keras_neuronprune.criteria.base_criterion import Criterion
+from keras_neuronprune.criteria._calibrated import CalibratedCriterion
 from keras_neuronprune.criteria.base_criterion import check_finite_scores
 from keras_neuronprune.graph import _keras_graph
-from keras_neuronprune.utils.calibration import calibration_batches
 from keras_neuronprune.utils.features import call_site_map
 from keras_neuronprune.utils.features import feature_model
 from keras_neuronprune.utils.features import run_feature_model
@@ -254,7 +253,7 @@ def final_response_layer(model, sites):
 
 
 @keras.saving.register_keras_serializable(package="keras_neuronprune")
-class NISP(Criterion):
+class NISP(CalibratedCriterion):
     """Neuron Importance Score Propagation.
 
     1. The responses of the final response layer (FRL, the input of the
@@ -298,7 +297,14 @@ class NISP(Criterion):
         Propagation", CVPR 2018, https://arxiv.org/abs/1711.05908
     """
 
-    requires_data = True
+    config_keys = (
+        "ranking",
+        "frl_layer",
+        "alpha",
+        "factor",
+        "min_samples",
+        "max_samples",
+    )
 
     def __init__(
         self,
@@ -310,7 +316,7 @@ class NISP(Criterion):
         min_samples=16,
         max_samples=None,
     ):
-        super().__init__(reduction)
+        super().__init__(reduction, min_samples, max_samples)
         if ranking not in _RANKINGS:
             raise ValueError(
                 f"`ranking` must be one of {_RANKINGS}. Received: "
@@ -324,8 +330,6 @@ class NISP(Criterion):
         self.frl_layer = frl_layer
         self.alpha = alpha
         self.factor = factor
-        self.min_samples = int(min_samples)
-        self.max_samples = max_samples
 
     def frl_scores(self, responses):
         """FRL importances from responses `(N, ..., F)`."""
@@ -335,15 +339,8 @@ class NISP(Criterion):
             return np.abs(x).mean(axis=0)
         return inf_fs(x, self.alpha, self.factor)
 
-    def score(self, context):
+    def score_batches(self, context, batches, groups):
         model = context.model
-        batches = calibration_batches(
-            context.data,
-            model,
-            "NISP",
-            min_samples=self.min_samples,
-            max_samples=self.max_samples,
-        )
         functional, sites = call_site_map(model)
         final = self.frl_layer or final_response_layer(functional, sites)
         if final not in sites:
@@ -429,17 +426,3 @@ class NISP(Criterion):
             )
         prunable = [g for g in groups if g.prunable]
         return self.fill_unsupported(result, prunable, unsupported)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "ranking": self.ranking,
-                "frl_layer": self.frl_layer,
-                "alpha": self.alpha,
-                "factor": self.factor,
-                "min_samples": self.min_samples,
-                "max_samples": self.max_samples,
-            }
-        )
-        return config

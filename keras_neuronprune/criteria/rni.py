@@ -21,6 +21,7 @@ from keras_neuronprune.layers import BoundedBatchNormalization
 from keras_neuronprune.regularizers import RNIRegularizer
 from keras_neuronprune.regularizers._validation import finite_float
 from keras_neuronprune.regularizers._validation import non_negative_float
+from keras_neuronprune.utils.validation import check_int
 
 
 @keras.saving.register_keras_serializable(package="keras_neuronprune")
@@ -116,16 +117,7 @@ class RNI(Criterion):
                 f"receded_importance={receded_importance!r}"
             )
         self.receded_importance = receded_importance
-        if (
-            not isinstance(update_interval, int)
-            or isinstance(update_interval, bool)
-            or update_interval < 1
-        ):
-            raise ValueError(
-                "`update_interval` must be an integer >= 1. "
-                f"Received: update_interval={update_interval!r}"
-            )
-        self.update_interval = update_interval
+        self.update_interval = check_int(update_interval, "update_interval", 1)
         self._due = {}
         self._start = None
 

@@ -3,12 +3,13 @@
 import keras
 import numpy as np
 
+from keras_neuronprune.criteria._calibrated import CalibratedCriterion
+from keras_neuronprune.criteria._calibrated import check_count
+from keras_neuronprune.criteria._calibrated import group_structure_slices
 from keras_neuronprune.criteria._moved import moved_driver
-from keras_neuronprune.criteria.base_criterion import Criterion
 from keras_neuronprune.criteria.base_criterion import check_finite_scores
-from keras_neuronprune.utils.calibration import calibration_batches
+from keras_neuronprune.criteria.base_criterion import progress
 from keras_neuronprune.utils.gradients import loss_and_gradients
-from keras_neuronprune.utils.structures import structure_slices
 
 
 class _Shrunk:
@@ -38,7 +39,7 @@ class _Shrunk:
 
 
 @keras.saving.register_keras_serializable(package="keras_neuronprune")
-class SInGE(Criterion):
+class SInGE(CalibratedCriterion):
     """Integrated-gradients relevance of channels along their removal path.
 
     A channel's parameters `theta_c` (its filters and per-channel BN /
@@ -86,7 +87,8 @@ class SInGE(Criterion):
         of Neuron Relevance", NeurIPS 2022, https://arxiv.org/abs/2207.04089
     """
 
-    requires_data = True
+    needs_loss = True
+    config_keys = ("steps", "per_channel", "min_samples", "max_samples")
 
     def __init__(
         self,
@@ -96,30 +98,12 @@ class SInGE(Criterion):
         min_samples=32,
         max_samples=None,
     ):
-        super().__init__(reduction)
-        if int(steps) < 1:
-            raise ValueError(f"`steps` must be >= 1. Received: steps={steps}")
-        self.steps = int(steps)
+        steps = check_count(steps, "steps")
+        super().__init__(reduction, min_samples, max_samples)
+        self.steps = steps
         self.per_channel = bool(per_channel)
-        self.min_samples = int(min_samples)
-        self.max_samples = max_samples
         self.last_attributions = None
         self.unsupported = []
-
-    def _batches(self, context):
-        if context.loss is None:
-            raise ValueError(
-                "SInGE needs a loss to differentiate: pass "
-                "`ScoringContext(..., loss=...)`. Received: loss=None"
-            )
-        return calibration_batches(
-            context.data,
-            context.model,
-            "SInGE",
-            min_samples=self.min_samples,
-            max_samples=self.max_samples,
-            needs_targets=True,
-        )
 
     def _path_integral(self, model, slices, batches, loss, channel_scale):
         """Sum over path points of theta_c . grad, per group channel.
@@ -157,46 +141,38 @@ class SInGE(Criterion):
         return total / self.steps
 
     def attributions(self, context):
-        """Signed integrated gradients per group channel (before `abs`)."""
-        batches = self._batches(context)
+        """Signed integrated gradients per group channel (before `abs`).
+
+        With `context.verbose` a progress bar counts the removal paths
+        (one per group, or per channel with `per_channel=True`), each
+        `steps` gradient passes over the calibration batches.
+        """
+        batches = self.calibration(context)
         model = context.model
+        group_slices, self.unsupported = group_structure_slices(
+            model, self.prunable_groups(context)
+        )
+        paths = []
+        for group in self.prunable_groups(context):
+            slices = group_slices[group.name]
+            if slices:
+                channels = range(group.size) if self.per_channel else [None]
+                paths.extend((group, slices, c) for c in channels)
         result = {}
-        self.unsupported = []
-        group_slices = {}
-        for group in context.groups:
-            if not group.prunable:
-                continue
-            try:
-                group_slices[group.name] = structure_slices(model, group)
-            except ValueError:
-                group_slices[group.name] = []
-            if not group_slices[group.name]:
-                self.unsupported.append(group.name)
-        for group in context.groups:
-            slices = group_slices.get(group.name)
-            if not slices:
-                continue
-            if self.per_channel:
-                values = np.zeros(group.size)
-                for c in range(group.size):
-
-                    def scale(alpha, c=c):
-                        out = np.ones(group.size)
-                        out[c] = alpha
-                        return out
-
-                    values[c] = self._path_integral(
-                        model, slices, batches, context.loss, scale
-                    )[c]
+        verbose = getattr(context, "verbose", 0)
+        for group, slices, channel in progress(paths, verbose, "path"):
+            values = self._path_integral(
+                model,
+                slices,
+                batches,
+                context.loss,
+                _path_scale(group.size, channel),
+            )
+            if channel is None:
+                result[group.name] = values
             else:
-                values = self._path_integral(
-                    model,
-                    slices,
-                    batches,
-                    context.loss,
-                    lambda alpha: np.full(group.size, alpha),
-                )
-            result[group.name] = values
+                result.setdefault(group.name, np.zeros(group.size))
+                result[group.name][channel] = values[channel]
         self.last_attributions = result
         return result
 
@@ -205,20 +181,21 @@ class SInGE(Criterion):
             name: check_finite_scores(np.abs(values), name)
             for name, values in self.attributions(context).items()
         }
-        groups = [g for g in context.groups if g.prunable]
+        groups = self.prunable_groups(context)
         return self.fill_unsupported(scores, groups, self.unsupported)
 
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "steps": self.steps,
-                "per_channel": self.per_channel,
-                "min_samples": self.min_samples,
-                "max_samples": self.max_samples,
-            }
-        )
-        return config
+
+def _path_scale(size, channel):
+    """Per-channel factors at path point `alpha`: every channel, or one."""
+
+    def scale(alpha):
+        if channel is None:
+            return np.full(size, alpha)
+        out = np.ones(size)
+        out[channel] = alpha
+        return out
+
+    return scale
 
 
 def __getattr__(name):

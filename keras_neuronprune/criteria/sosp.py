@@ -1,18 +1,15 @@
 """SOSP-H: second-order structured saliency with one Hessian-vector product."""
 
-import time
-
 import keras
 import numpy as np
 
-from keras_neuronprune.criteria.base_criterion import Criterion
+from keras_neuronprune.criteria._calibrated import CalibratedCriterion
+from keras_neuronprune.criteria._calibrated import group_structure_slices
 from keras_neuronprune.criteria.base_criterion import check_finite_scores
 from keras_neuronprune.criteria.base_criterion import progress
-from keras_neuronprune.utils.calibration import calibration_batches
 from keras_neuronprune.utils.gradients import (
     gradient_and_hessian_vector_product,
 )
-from keras_neuronprune.utils.structures import structure_slices
 
 
 def structure_vectors(slices):
@@ -37,7 +34,7 @@ def structure_vectors(slices):
 
 
 @keras.saving.register_keras_serializable(package="keras_neuronprune")
-class SOSP(Criterion):
+class SOSP(CalibratedCriterion):
     """SOSP-H second-order saliency of every structure, ranked globally.
 
     A structure `s` is one channel of a group: the filters producing it and
@@ -81,7 +78,8 @@ class SOSP(Criterion):
         https://arxiv.org/abs/2110.11395
     """
 
-    requires_data = True
+    needs_loss = True
+    config_keys = ("gauss_newton", "min_samples", "max_samples")
 
     def __init__(
         self,
@@ -90,42 +88,12 @@ class SOSP(Criterion):
         min_samples=64,
         max_samples=None,
     ):
-        super().__init__(reduction)
-        if int(min_samples) < 1:
-            raise ValueError(
-                "`min_samples` must be >= 1. Received: "
-                f"min_samples={min_samples}"
-            )
+        super().__init__(reduction, min_samples, max_samples)
         self.gauss_newton = bool(gauss_newton)
-        self.min_samples = int(min_samples)
-        self.max_samples = max_samples
-        self.last_cost_seconds = None
 
-    def score(self, context):
-        start = time.perf_counter()
+    def score_batches(self, context, batches, groups):
         model = context.model
-        if context.loss is None:
-            raise ValueError(
-                "SOSP needs a loss to differentiate: pass "
-                "`ScoringContext(..., loss=...)`. Received: loss=None"
-            )
-        batches = calibration_batches(
-            context.data,
-            model,
-            "SOSP",
-            min_samples=self.min_samples,
-            max_samples=self.max_samples,
-            needs_targets=True,
-        )
-        groups = [g for g in context.groups if g.prunable]
-        group_slices, unsupported = {}, []
-        for g in groups:
-            try:
-                group_slices[g.name] = structure_slices(model, g)
-            except ValueError:
-                group_slices[g.name] = []
-            if not group_slices[g.name]:
-                unsupported.append(g.name)
+        group_slices, unsupported = group_structure_slices(model, groups)
         all_slices = [s for g in groups for s in group_slices[g.name]]
         if not all_slices:
             return self.fill_unsupported({}, groups, unsupported)
@@ -171,16 +139,4 @@ class SOSP(Criterion):
                     ]
                 )
             scores[group.name] = check_finite_scores(value, group.name)
-        self.last_cost_seconds = time.perf_counter() - start
         return self.fill_unsupported(scores, groups, unsupported)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "gauss_newton": self.gauss_newton,
-                "min_samples": self.min_samples,
-                "max_samples": self.max_samples,
-            }
-        )
-        return config

@@ -4,10 +4,10 @@ import keras
 import numpy as np
 
 from keras_neuronprune.core.surgery import layer_by_name
+from keras_neuronprune.criteria._calibrated import CalibratedCriterion
+from keras_neuronprune.criteria._calibrated import check_count
 from keras_neuronprune.criteria._moved import moved_driver
-from keras_neuronprune.criteria.base_criterion import Criterion
 from keras_neuronprune.criteria.base_criterion import check_finite_scores
-from keras_neuronprune.utils.calibration import calibration_batches
 from keras_neuronprune.utils.features import call_site_map
 from keras_neuronprune.utils.features import feature_model
 from keras_neuronprune.utils.features import member_tensor
@@ -138,7 +138,7 @@ def consumer_grams(
 
 
 @keras.saving.register_keras_serializable(package="keras_neuronprune")
-class ThiNet(Criterion):
+class ThiNet(CalibratedCriterion):
     """ThiNet: keep the channels that best reconstruct the next layer.
 
     For every prunable group, the contribution `xhat_c` of each group
@@ -181,7 +181,7 @@ class ThiNet(Criterion):
         Network Compression", ICCV 2017, https://arxiv.org/abs/1707.06342
     """
 
-    requires_data = True
+    config_keys = ("samples_per_image", "min_samples", "max_samples", "seed")
 
     def __init__(
         self,
@@ -191,27 +191,14 @@ class ThiNet(Criterion):
         max_samples=None,
         seed=0,
     ):
-        super().__init__(reduction)
-        if int(samples_per_image) < 1:
-            raise ValueError(
-                "`samples_per_image` must be >= 1. Received: "
-                f"samples_per_image={samples_per_image}"
-            )
-        self.samples_per_image = int(samples_per_image)
-        self.min_samples = int(min_samples)
-        self.max_samples = max_samples
+        super().__init__(reduction, min_samples, max_samples)
+        self.samples_per_image = check_count(
+            samples_per_image, "samples_per_image"
+        )
         self.seed = seed
 
-    def score(self, context):
+    def score_batches(self, context, batches, groups):
         model = context.model
-        batches = calibration_batches(
-            context.data,
-            model,
-            "ThiNet",
-            min_samples=self.min_samples,
-            max_samples=self.max_samples,
-        )
-        groups = [g for g in context.groups if g.prunable]
         grams = consumer_grams(
             model, groups, batches, self.samples_per_image, self.seed
         )
@@ -232,18 +219,6 @@ class ThiNet(Criterion):
 
     def supports(self, group, model):
         return bool(consumer_members(model, group))
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "samples_per_image": self.samples_per_image,
-                "min_samples": self.min_samples,
-                "max_samples": self.max_samples,
-                "seed": self.seed,
-            }
-        )
-        return config
 
 
 def __getattr__(name):

@@ -64,6 +64,33 @@ def _channels_last(layer, site):
     return None
 
 
+def _check_filter_layer(layer, site):
+    """(barrier reason or None, inexact reason or None) of a conv layer."""
+    reason = _channels_last(layer, site)
+    if reason:
+        return reason, None
+    return _check_activation(layer, site)
+
+
+def _channelwise_outputs(graph, site, in_ids, multiplier, inexact):
+    """Output channel `c*m+j` comes from input channel `c` (depthwise)."""
+    ids = np.repeat(in_ids, multiplier)
+    graph.set_channels(site.outputs[0], ids, site.path)
+    _members(graph, site, "channelwise", "channelwise")
+    if inexact:
+        graph.inexact(ids, inexact)
+    return None
+
+
+def _thin_filters(config, weights, okeep):
+    """Keeps the bias entries and the `filters` count of the kept outputs."""
+    if "bias" in weights:
+        weights["bias"] = take(weights["bias"], okeep, -1)
+    if okeep is not None:
+        config["filters"] = int(okeep.sum())
+    return config, weights
+
+
 def _members(graph, site, kind_in, kind_out):
     for i, t in enumerate(site.inputs):
         graph.add_member(site, "input", kind_in, i, graph.channels(t))
@@ -270,10 +297,7 @@ class ConvHandler(LayerHandler):
     transpose = False
 
     def propagate(self, layer, site, graph):
-        reason = _channels_last(layer, site)
-        if reason:
-            return reason
-        reason, inexact = _check_activation(layer, site)
+        reason, inexact = _check_filter_layer(layer, site)
         if reason:
             return reason
         in_ids = graph.channels(site.inputs[0])
@@ -282,12 +306,9 @@ class ConvHandler(LayerHandler):
         if groups > 1 and groups == len(in_ids):
             # groups == input channels is a depthwise convolution: output
             # channel c*m+j reads input channel c only.
-            ids = np.repeat(in_ids, channel_count(out) // groups)
-            graph.set_channels(out, ids, site.path)
-            _members(graph, site, "channelwise", "channelwise")
-            if inexact:
-                graph.inexact(ids, inexact)
-            return None
+            return _channelwise_outputs(
+                graph, site, in_ids, channel_count(out) // groups, inexact
+            )
         ids = graph.new_channels(site, channel_count(out))
         graph.set_channels(out, ids, site.path)
         _members(graph, site, "consumer", "producer")
@@ -316,11 +337,7 @@ class ConvHandler(LayerHandler):
         else:
             kernel = _grouped(kernel, ikeep, okeep, groups, take)
         weights["kernel"] = kernel
-        if "bias" in weights:
-            weights["bias"] = take(weights["bias"], okeep, -1)
-        if okeep is not None:
-            config["filters"] = int(okeep.sum())
-        return config, weights
+        return _thin_filters(config, weights, okeep)
 
     def zero_inputs(self, layer, weights, in_keep):
         k_in = -1 if self.transpose else -2
@@ -361,19 +378,13 @@ class DepthwiseHandler(LayerHandler):
     weight_names = ("kernel", "bias")
 
     def propagate(self, layer, site, graph):
-        reason = _channels_last(layer, site)
-        if reason:
-            return reason
-        reason, inexact = _check_activation(layer, site)
+        reason, inexact = _check_filter_layer(layer, site)
         if reason:
             return reason
         in_ids = graph.channels(site.inputs[0])
-        ids = np.repeat(in_ids, layer.depth_multiplier)
-        graph.set_channels(site.outputs[0], ids, site.path)
-        _members(graph, site, "channelwise", "channelwise")
-        if inexact:
-            graph.inexact(ids, inexact)
-        return None
+        return _channelwise_outputs(
+            graph, site, in_ids, layer.depth_multiplier, inexact
+        )
 
     def thin(self, layer, config, weights, in_keep, out_keep, info):
         weights["kernel"] = take(weights["kernel"], in_keep[0], -2)
@@ -400,11 +411,7 @@ class SeparableHandler(LayerHandler):
         if ikeep is not None:
             pk = take(pk, np.repeat(ikeep, m), -2)
         weights["pointwise_kernel"] = take(pk, okeep, -1)
-        if "bias" in weights:
-            weights["bias"] = take(weights["bias"], okeep, -1)
-        if okeep is not None:
-            config["filters"] = int(okeep.sum())
-        return config, weights
+        return _thin_filters(config, weights, okeep)
 
     def zero_inputs(self, layer, weights, in_keep):
         if in_keep[0] is not None:

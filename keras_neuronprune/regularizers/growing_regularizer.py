@@ -96,23 +96,20 @@ class GrowingRegularizer(keras.regularizers.Regularizer):
 
     def set_penalty(self, values):
         """Assigns the per-filter coefficients."""
-        values = np.asarray(values, "float32").reshape(-1)
-        if values.shape != (self.num_filters,):
-            raise ValueError(
-                f"`values` must have shape ({self.num_filters},). "
-                f"Received: values with shape {values.shape}"
-            )
-        self.penalty.assign(values)
+        self._assign_per_filter(self.penalty, values)
 
     def set_selection(self, values):
         """Assigns the pick state (-1 undecided, 0 kept, 1 picked)."""
+        self._assign_per_filter(self.selection, values)
+
+    def _assign_per_filter(self, variable, values):
         values = np.asarray(values, "float32").reshape(-1)
         if values.shape != (self.num_filters,):
             raise ValueError(
                 f"`values` must have shape ({self.num_filters},). "
                 f"Received: values with shape {values.shape}"
             )
-        self.selection.assign(values)
+        variable.assign(values)
 
     def get_config(self):
         return {
