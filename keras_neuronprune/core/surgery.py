@@ -157,10 +157,17 @@ def check_functional(model, argument="model"):
 def clone_layer_from_config(layer, cls=None, config=None):
     """A new `cls` (default: the layer's class) built from `config`.
 
+    A `keras.layers.Lambda` cloned as a Lambda is the layer object itself:
+    rebuilding it would deserialise its Python function, which Keras' safe
+    mode refuses, and a Lambda has no weights of its own to copy or mask
+    (as in channel pruning's rebuild, `pruning/_surgery.py`).
+
     Raises:
         ValueError: naming the layer when its config cannot rebuild it.
     """
     cls = cls or layer.__class__
+    if isinstance(layer, keras.layers.Lambda) and cls is layer.__class__:
+        return layer
     config = layer.get_config() if config is None else config
     try:
         return cls.from_config(config)
@@ -319,3 +326,157 @@ def check_same_outputs(reference, candidate, rtol=1e-4, atol=1e-4):
                 f"computes (max abs difference {diff}, shapes {e.shape} vs "
                 f"{a.shape}). Please report this with the model summary."
             )
+
+
+# Sizes given to undefined (`None`) input axes when no `input_shape` is
+# passed: keras.applications' default image side, and a common sequence
+# length of text backbones (token ids, masks, per-step features).
+DEFAULT_IMAGE_SIDE = 224
+DEFAULT_SEQUENCE_LENGTH = 128
+
+
+def _default_shape(tensor):
+    """A concrete shape for `tensor` (no batch axis), or None if unguessable.
+
+    Integer and boolean inputs are token ids or masks: every undefined axis
+    is a sequence axis. Float inputs need their last (channel / feature)
+    axis defined; an undefined axis of a `(steps, features)` input is a
+    sequence axis, those of an `(height, width, channels)` input are image
+    sides.
+    """
+    shape = tuple(tensor.shape[1:])
+    dtype = keras.backend.standardize_dtype(tensor.dtype)
+    if dtype == "bool" or "int" in dtype:
+        return tuple(DEFAULT_SEQUENCE_LENGTH if d is None else d for d in shape)
+    if not shape or shape[-1] is None or len(shape) not in (2, 3):
+        return None
+    side = DEFAULT_SEQUENCE_LENGTH if len(shape) == 2 else DEFAULT_IMAGE_SIDE
+    return tuple(side if d is None else d for d in shape)
+
+
+def _given_shapes(model, input_shape, argument):
+    """`input_shape` as one shape per `model.inputs` (None: not given)."""
+    inputs = model.inputs
+    if input_shape is None:
+        return [None] * len(inputs)
+    if isinstance(input_shape, dict):
+        names = [t.name for t in inputs]
+        if isinstance(model.input, dict):
+            names = list(model.input)
+            tensors = list(model.input.values())
+            by_name = {id(t): n for n, t in zip(names, tensors)}
+            names = [by_name.get(id(t), t.name) for t in inputs]
+        unknown = sorted(set(input_shape) - set(names))
+        if unknown:
+            raise ValueError(
+                f"`{argument}` names inputs the model does not have: "
+                f"{unknown} (the model's inputs: {names}). Received: "
+                f"{argument}={input_shape!r}"
+            )
+        return [input_shape.get(n) for n in names]
+    shapes = list(input_shape)
+    if len(inputs) == 1 and (
+        not shapes or not isinstance(shapes[0], (list, tuple))
+    ):
+        return [tuple(shapes)]
+    if len(shapes) != len(inputs):
+        raise ValueError(
+            f"`{argument}` must give one shape per model input "
+            f"({len(inputs)}). Received: {argument}={input_shape!r}"
+        )
+    return shapes
+
+
+def concrete_input_shapes(model, input_shape=None, function="this function"):
+    """One concrete shape (no batch axis) per input of `model`.
+
+    Args:
+        model: a functional or Sequential model.
+        input_shape: optional shape without the batch axis (single-input
+            models), a list of them (one per input) or a dict input name ->
+            shape. It fills the undefined axes; a defined axis must agree.
+            Inputs it leaves out get defaults for their undefined axes:
+            `DEFAULT_SEQUENCE_LENGTH` for sequence axes (integer inputs and
+            `(steps, features)` inputs) and `DEFAULT_IMAGE_SIDE` for the
+            sides of `(height, width, channels)` inputs.
+        function: name of the public function taking `input_shape`, shown
+            in the errors.
+
+    Returns:
+        A list of int tuples, one per `model.inputs`.
+
+    Raises:
+        ValueError: naming `input_shape` when it does not fit the inputs or
+            when an input's undefined axes have no sensible default.
+    """
+    argument = "input_shape"
+    shapes = []
+    for tensor, given in zip(
+        model.inputs, _given_shapes(model, input_shape, argument)
+    ):
+        defined = tuple(tensor.shape[1:])
+        if given is None:
+            shape = _default_shape(tensor)
+            if shape is None:
+                raise ValueError(
+                    f"Input {tensor.name!r} has the undefined shape "
+                    f"{(None,) + defined} and no default size fits it. "
+                    f"Pass `{argument}=` (without the batch axis) to "
+                    f"{function}. Received: {argument}={input_shape!r}"
+                )
+            shapes.append(shape)
+            continue
+        given = tuple(given)
+        bad = len(given) != len(defined) or any(
+            not isinstance(g, int) or isinstance(g, bool) or g < 1
+            for g in given
+        )
+        if bad or any(d is not None and d != g for d, g in zip(defined, given)):
+            raise ValueError(
+                f"`{argument}` must fill the undefined axes of input "
+                f"{tensor.name!r} (shape {(None,) + defined} with the batch "
+                "axis) with positive ints and agree with its defined "
+                f"axes. Received: {argument}={input_shape!r}"
+            )
+        shapes.append(given)
+    return shapes
+
+
+def with_static_inputs(model, input_shape=None, function="this function"):
+    """`model` with every non-batch input axis defined.
+
+    A model whose inputs are all defined is returned as is. Otherwise the
+    result is a new functional model that calls `model` (sharing its layers
+    and weights; `model` is not modified) on inputs of the shapes
+    `concrete_input_shapes` gives, with the same input names and structure.
+
+    Args:
+        model: a functional or Sequential model.
+        input_shape: see `concrete_input_shapes`.
+        function: see `concrete_input_shapes`.
+
+    Returns:
+        A model with static non-batch input shapes.
+
+    Raises:
+        ValueError: from `concrete_input_shapes`.
+    """
+    tensors = model.inputs
+    if input_shape is None and all(
+        d is not None for t in tensors for d in t.shape[1:]
+    ):
+        return model
+    shapes = concrete_input_shapes(model, input_shape, function)
+    new = {
+        id(t): keras.Input(
+            shape=shape,
+            dtype=t.dtype,
+            name=t.name,
+        )
+        for t, shape in zip(tensors, shapes)
+    }
+    structure = model.input
+    if kg.is_sequential(model) or not isinstance(structure, (dict, list)):
+        structure = tensors[0] if len(tensors) == 1 else tensors
+    inputs = keras.tree.map_structure(lambda t: new[id(t)], structure)
+    return keras.Model(inputs, model(inputs), name=f"{model.name}_static")

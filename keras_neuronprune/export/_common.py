@@ -1,5 +1,6 @@
 """Checks and data plumbing shared by the TFLite and ONNX exporters."""
 
+import importlib
 import os
 import re
 import tempfile
@@ -73,12 +74,14 @@ def check_output_path(path, suffix, arg_name="path"):
     return path
 
 
-def prepare_model(model):
+def prepare_model(model, input_shape=None, function="export"):
     """Returns `(plain_keras_model, stripped)`.
 
     A `keras_neuronprune.core.PrunedModel` still carries pruning layers, so
     it is stripped first with `model.controller.strip(model)`; the exported
-    artifact and the parity reference are the stripped model.
+    artifact and the parity reference are the stripped model. Undefined
+    input axes are then fixed (`core.surgery.with_static_inputs`, with the
+    caller's `input_shape` and public `function` name for its errors).
     """
     import keras
 
@@ -118,13 +121,11 @@ def prepare_model(model):
             "(or call it on data) before exporting. Received: "
             f"model={model.name!r}"
         )
-    for t in inputs:
-        if any(d is None for d in t.shape[1:]):
-            raise ValueError(
-                "Every model input needs a static shape apart from the "
-                f"batch axis for mobile export; input {t.name!r} has shape "
-                f"{tuple(t.shape)}."
-            )
+    # Undefined (None) axes are fixed from `input_shape` or defaults: the
+    # exported file and its parity inputs need concrete shapes.
+    from keras_neuronprune.core.surgery import with_static_inputs
+
+    model = with_static_inputs(model, input_shape, function)
     return model, stripped
 
 
@@ -240,6 +241,50 @@ def normalize_inputs(data, model, arg_name, max_samples=None):
     if max_samples is not None and n > max_samples:
         out = [a[:max_samples] for a in out]
     return out
+
+
+def import_litert(module, purpose):
+    """Imports `ai_edge_litert.<module>`, or says how to install it.
+
+    Args:
+        module: the submodule, e.g. "interpreter".
+        purpose: what needs it, opening the error message ("Reading
+            .tflite files").
+
+    Raises:
+        ImportError: when `ai-edge-litert` is not installed.
+    """
+    try:
+        return importlib.import_module(f"ai_edge_litert.{module}")
+    except ImportError as e:  # pragma: no cover - depends on the install
+        raise ImportError(
+            f"{purpose} needs the `ai-edge-litert` package: "
+            "pip install ai-edge-litert"
+        ) from e
+
+
+def check_batch_size(batch_size):
+    """Checks an exported batch size: a positive int, or None (dynamic)."""
+    if batch_size is not None and (
+        not isinstance(batch_size, int) or batch_size < 1
+    ):
+        raise ValueError(
+            "`batch_size` must be a positive int or None. Received: "
+            f"batch_size={batch_size!r}"
+        )
+    return batch_size
+
+
+def parity_inputs(model, parity_data, parity_samples):
+    """The parity-check inputs (list of arrays) and their label.
+
+    `parity_data` when given (validated against the model's inputs), else
+    `parity_samples` seeded random samples.
+    """
+    if parity_data is not None:
+        inputs = normalize_inputs(parity_data, model, "parity_data")
+        return inputs, "parity_data"
+    return random_inputs(model, parity_samples), "random"
 
 
 def random_inputs(model, num_samples, seed=0):

@@ -10,16 +10,16 @@ import dataclasses
 import functools
 import os
 
+from keras_neuronprune.export._common import import_litert
+
 
 def _schema():
-    try:
-        from ai_edge_litert import schema_py_generated
-    except ImportError as e:  # pragma: no cover - depends on the install
-        raise ImportError(
-            "Reading .tflite files needs the `ai-edge-litert` package: "
-            "pip install ai-edge-litert"
-        ) from e
-    return schema_py_generated
+    return import_litert("schema_py_generated", "Reading .tflite files")
+
+
+def _ints(count, values):
+    """`values()` (a flatbuffer index vector) as ints; () when `count` is 0."""
+    return tuple(int(i) for i in values()) if count else ()
 
 
 @functools.lru_cache(maxsize=None)
@@ -198,12 +198,8 @@ def read_tflite(model):
                     name=name,
                     version=version,
                     is_custom=is_custom,
-                    inputs=tuple(int(i) for i in op.InputsAsNumpy())
-                    if op.InputsLength()
-                    else (),
-                    outputs=tuple(int(i) for i in op.OutputsAsNumpy())
-                    if op.OutputsLength()
-                    else (),
+                    inputs=_ints(op.InputsLength(), op.InputsAsNumpy),
+                    outputs=_ints(op.OutputsLength(), op.OutputsAsNumpy),
                     options_type=op.BuiltinOptionsType(),
                     options_table=op.BuiltinOptions(),
                 )
@@ -215,12 +211,8 @@ def read_tflite(model):
                 name=sg_name.decode() if sg_name else "",
                 tensors=tensors,
                 operators=operators,
-                inputs=tuple(int(i) for i in sg.InputsAsNumpy())
-                if sg.InputsLength()
-                else (),
-                outputs=tuple(int(i) for i in sg.OutputsAsNumpy())
-                if sg.OutputsLength()
-                else (),
+                inputs=_ints(sg.InputsLength(), sg.InputsAsNumpy),
+                outputs=_ints(sg.OutputsLength(), sg.OutputsAsNumpy),
             )
         )
     return ModelInfo(

@@ -4,6 +4,8 @@ import re
 
 import numpy as np
 
+from keras_neuronprune.export._common import import_litert
+
 SIGNATURE_KEY = "serving_default"
 
 
@@ -14,13 +16,9 @@ def make_interpreter(model, num_threads=None):
         model: path to a .tflite file or its bytes.
         num_threads: CPU threads for XNNPACK / the builtin kernels.
     """
-    try:
-        from ai_edge_litert.interpreter import Interpreter
-    except ImportError as e:  # pragma: no cover - depends on the install
-        raise ImportError(
-            "Running .tflite models needs the LiteRT interpreter: "
-            "pip install ai-edge-litert"
-        ) from e
+    Interpreter = import_litert(
+        "interpreter", "Running .tflite models (the LiteRT interpreter)"
+    ).Interpreter
     if isinstance(model, (bytes, bytearray)):
         return Interpreter(model_content=bytes(model), num_threads=num_threads)
     return Interpreter(model_path=str(model), num_threads=num_threads)

@@ -18,6 +18,7 @@ def onnx(
     opset=DEFAULT_OPSET,
     *,
     batch_size=None,
+    input_shape=None,
     parity_data=None,
     parity_samples=4,
     tolerance=None,
@@ -42,6 +43,14 @@ def onnx(
         opset: ONNX opset version (tf2onnx 1.17 supports up to 18).
         batch_size: fixed batch dimension, or None (default) for a dynamic
             batch axis.
+        input_shape: concrete shape (without the batch axis) for inputs
+            with undefined axes (e.g. keras-hub's `image_shape=(None, None,
+            3)` or a text model's `None` sequence length): one tuple, a
+            list (one per input) or a dict input name -> tuple. The
+            exported file takes inputs of this shape and the parity check
+            runs at it. Default: 224 for image sides, 128 for sequence
+            axes; an input with no sensible default raises a ValueError
+            asking for `input_shape`.
         parity_data: samples for the parity check (array, list or dict of
             arrays); default `parity_samples` seeded random normal inputs.
         parity_samples: number of random samples when no data is given.
@@ -64,7 +73,7 @@ def onnx(
     _common.check_backend("export.onnx")
     _check_arguments(opset, batch_size)
     path = _common.check_output_path(path, ".onnx")
-    model, stripped = _common.prepare_model(model)
+    model, stripped = _common.prepare_model(model, input_shape, "export.onnx")
     policy = getattr(getattr(model, "dtype_policy", None), "name", "float32")
     if policy != "float32":
         raise ValueError(
@@ -137,25 +146,14 @@ def _check_arguments(opset, batch_size):
             "`opset` must be an int in [7, 18] (the range tf2onnx 1.17 "
             f"supports). Received: opset={opset!r}"
         )
-    if batch_size is not None and (
-        not isinstance(batch_size, int) or batch_size < 1
-    ):
-        raise ValueError(
-            "`batch_size` must be a positive int or None. Received: "
-            f"batch_size={batch_size!r}"
-        )
+    _common.check_batch_size(batch_size)
 
 
 def _parity_inputs(model, parity_data, parity_samples, batch_size):
     """The parity-check inputs (list of arrays) and their label."""
-    if parity_data is not None:
-        check_inputs = _common.normalize_inputs(
-            parity_data, model, "parity_data"
-        )
-        data_label = "parity_data"
-    else:
-        check_inputs = _common.random_inputs(model, parity_samples)
-        data_label = "random"
+    check_inputs, data_label = _common.parity_inputs(
+        model, parity_data, parity_samples
+    )
     if batch_size is not None:
         check_inputs = [a[:batch_size] for a in check_inputs]
         if check_inputs[0].shape[0] < batch_size:

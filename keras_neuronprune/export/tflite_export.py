@@ -25,6 +25,7 @@ def tflite(
     require_gpu_compatible=False,
     *,
     batch_size=1,
+    input_shape=None,
     parity_data=None,
     parity_samples=4,
     tolerance=None,
@@ -82,6 +83,14 @@ def tflite(
         batch_size: fixed batch dimension of the exported model (1, the
             mobile default, keeps the graph free of shape ops the GPU
             delegate rejects); None keeps it dynamic.
+        input_shape: concrete shape (without the batch axis) for inputs
+            with undefined axes (e.g. keras-hub's `image_shape=(None, None,
+            3)` or a text model's `None` sequence length): one tuple, a
+            list (one per input) or a dict input name -> tuple. The
+            exported file takes inputs of this shape and the parity check
+            runs at it. Default: 224 for image sides, 128 for sequence
+            axes; an input with no sensible default raises a ValueError
+            asking for `input_shape`.
         parity_data: samples for the parity check when no
             `representative_data` is given (default: seeded random
             normal inputs, `parity_samples` of them).
@@ -124,7 +133,7 @@ def tflite(
     _common.check_backend("export.tflite")
     _check_arguments(quantization, representative_data, int8_io, batch_size)
     path = _common.check_output_path(path, ".tflite")
-    model, stripped = _common.prepare_model(model)
+    model, stripped = _common.prepare_model(model, input_shape, "export.tflite")
 
     rep = None
     if representative_data is not None:
@@ -212,23 +221,14 @@ def _check_arguments(quantization, representative_data, int8_io, batch_size):
             "typical inputs) to calibrate activation ranges. Received: "
             "representative_data=None"
         )
-    if batch_size is not None and (
-        not isinstance(batch_size, int) or batch_size < 1
-    ):
-        raise ValueError(
-            "`batch_size` must be a positive int or None. Received: "
-            f"batch_size={batch_size!r}"
-        )
+    _common.check_batch_size(batch_size)
 
 
 def _parity_inputs(model, rep, parity_data, parity_samples):
     """The parity-check inputs and their label: calibration data first."""
     if rep is not None:
         return rep, "representative_data"
-    if parity_data is not None:
-        inputs = _common.normalize_inputs(parity_data, model, "parity_data")
-        return inputs, "parity_data"
-    return _common.random_inputs(model, parity_samples), "random"
+    return _common.parity_inputs(model, parity_data, parity_samples)
 
 
 def _convert(

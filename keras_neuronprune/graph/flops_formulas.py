@@ -24,7 +24,10 @@ This module imports nothing of the package but the handler lookup (for
 `TimeDistributed`), so `graph/` never imports `cost/`.
 """
 
+import functools
 import math
+
+import keras
 
 # FLOPs per output element. The values are what TF's profiler counts for
 # Keras' implementation on the TF backend: transcendental primitives (exp,
@@ -45,6 +48,9 @@ ACTIVATION_FLOPS = {
     "silu": 2,
     "swish": 2,
     "gelu": 4,
+    # The tanh form 0.5 * x * (1 + tanh(sqrt(2/pi) * (x + 0.044715 * x**3)))
+    # counts 7 in TF's profiler (Pow counts 1, Tanh 0).
+    "gelu_approximate": 7,
     "hard_sigmoid": 2,
     "hard_silu": 3,
     "hard_swish": 3,
@@ -94,12 +100,30 @@ def channel_axis(layer):
     return -1
 
 
+def _gelu_name(approximate):
+    return "gelu_approximate" if approximate else "gelu"
+
+
 def activation_name(fn):
-    """The name of an activation function, or None if it has none."""
+    """The name of an activation function, or None if it has none.
+
+    `gelu` is named `"gelu_approximate"` where it computes the tanh form:
+    `keras.ops.gelu` (whose `approximate` defaults to True), a
+    `functools.partial` of either gelu with `approximate=True`, and
+    keras-hub's `gelu_approximate`.
+    """
     if fn is None:
         return "linear"
     if isinstance(fn, str):
         return fn
+    if isinstance(fn, functools.partial) and not fn.args:
+        name = activation_name(fn.func)
+        if name in ("gelu", "gelu_approximate"):
+            default = name == "gelu_approximate"
+            return _gelu_name(fn.keywords.get("approximate", default))
+        return name if not fn.keywords else None
+    if fn is keras.ops.gelu:
+        return "gelu_approximate"
     return getattr(fn, "__name__", None)
 
 
@@ -153,8 +177,21 @@ def per_output_element(per_element, name):
 
 
 def activation_op_rule(name):
-    """The rule of a `keras.ops` activation (`keras.ops.relu(x)`)."""
-    return per_output_element(ACTIVATION_FLOPS[name], f"{name}_op_flops")
+    """The rule of a `keras.ops` activation (`keras.ops.relu(x)`).
+
+    The `gelu` op reads its `approximate` flag (True by default in
+    `keras.ops.gelu`, unlike `keras.activations.gelu`).
+    """
+    if name != "gelu":
+        return per_output_element(ACTIVATION_FLOPS[name], f"{name}_op_flops")
+
+    def gelu_op_flops(op, input_shapes, output_shapes):
+        per_element = ACTIVATION_FLOPS[
+            _gelu_name(getattr(op, "approximate", True))
+        ]
+        return per_element * elements(output_shapes[0])
+
+    return gelu_op_flops
 
 
 def zero_flops(layer, input_shapes, output_shapes):
