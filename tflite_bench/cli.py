@@ -15,6 +15,10 @@ python -m tflite_bench --results-dir results/tflite_bench
 python -m tflite_bench --models my_model.keras --ratios 0.25 0.5 \\
     --data test.npz --data-limit 1000
 
+# Latency table of a model for prune_structured(target_latency=...):
+python -m tflite_bench latency-table --model mobilenetv2 --threads 2 \\
+    --output results/latency/mobilenetv2_t2.json
+
 # Also on an Android phone (CPU/XNNPACK and GPU delegate):
 python -m tflite_bench --adb --use-gpu \\
     --benchmark-model ./android_aarch64_benchmark_model
@@ -223,7 +227,18 @@ def load_dataset(path, limit, resolution=None):
     )
 
 
+# Subcommands: `python -m tflite_bench NAME ...` runs NAME's own parser.
+SUBCOMMANDS = {"latency-table": "tflite_bench.latency_table"}
+
+
 def main(argv=None):
+    import sys
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in SUBCOMMANDS:
+        import importlib
+
+        return importlib.import_module(SUBCOMMANDS[argv[0]]).main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
