@@ -25,6 +25,12 @@ from keras_neuronprune.callbacks import UpdatePruning
 from keras_neuronprune.sparsity import prune_weights
 from keras_neuronprune.sparsity import reinitialize
 from keras_neuronprune.sparsity import strip_weight_pruning
+from keras_neuronprune.sparsity.methods import IssPMethod
+from keras_neuronprune.sparsity.methods import MagnitudeMethod
+from keras_neuronprune.sparsity.methods import NNReliefMethod
+from keras_neuronprune.sparsity.methods import RigLMethod
+from keras_neuronprune.sparsity.methods import SclMethod
+from keras_neuronprune.sparsity.methods import SnipMethod
 from keras_neuronprune.sparsity.schedules import PolynomialDecay
 
 LOSS = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
@@ -89,40 +95,53 @@ def main(argv=None):
         "dense": {"accuracy": evaluate(dense, xte, yte), "sparsity": 0.0}
     }
 
+    # name -> (model to prune: None for a fresh one, method, shared args).
     runs = {
         "magnitude": (
             dense,
+            MagnitudeMethod(),
             {"schedule": PolynomialDecay(0.0, s, 0, ramp, frequency=10)},
         ),
         "nnrelief": (
             dense,
+            NNReliefMethod(),
             {
                 "schedule": PolynomialDecay(0.0, s, 0, ramp, frequency=20),
                 "data": calibration,
             },
         ),
-        "snip": (None, {"sparsity": s, "data": calibration, "loss": LOSS}),
+        "snip": (
+            None,
+            SnipMethod(),
+            {"sparsity": s, "data": calibration, "loss": LOSS},
+        ),
         "rigl": (
             None,
-            {
-                "sparsity": s,
-                "data": calibration,
-                "loss": LOSS,
-                "end_step": max(int(0.75 * steps), 1),
-                "update_frequency": 20,
-                "seed": 0,
-            },
+            RigLMethod(
+                end_step=max(int(0.75 * steps), 1), update_frequency=20, seed=0
+            ),
+            {"sparsity": s, "data": calibration, "loss": LOSS},
         ),
-        "scl": (None, {"sparsity": s, "end_step": max(int(0.6 * steps), 1)}),
-        "iss_p": (None, {"sparsity": s, "end_step": max(int(0.6 * steps), 1)}),
+        "scl": (
+            None,
+            SclMethod(end_step=max(int(0.6 * steps), 1)),
+            {"sparsity": s},
+        ),
+        "iss_p": (
+            None,
+            IssPMethod(end_step=max(int(0.6 * steps), 1)),
+            {"sparsity": s},
+        ),
     }
     if args.smoke:
         runs = {k: runs[k] for k in ("magnitude", "rigl")}
     names = ["fc1", "fc2", "logits"]
     magnitude_model = None
-    for method, (source, kwargs) in runs.items():
+    for method, (source, algorithm, kwargs) in runs.items():
         source = source if source is not None else mlp(1)
-        pruned = compile_model(prune_weights(source, method=method, **kwargs))
+        pruned = compile_model(
+            prune_weights(source, method=algorithm, **kwargs)
+        )
         pruned.fit(
             xtr,
             ytr,

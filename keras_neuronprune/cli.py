@@ -4,11 +4,16 @@ Sub-commands:
 - `inspect MODEL`: totals (parameters, FLOPs), then the channel groups
   (prunable, inexact, blocked and why) of a `.keras` file or a
   keras.applications architecture by name (built at its standard input
-  size unless `--input-shape` says otherwise); `--layers` adds the
+  size unless `--input-shape` says otherwise); `--per-layer` adds the
   per-layer cost table.
-- `thin MODEL --ratio R [--round-to N] --output PATH`: write a model with
-  `R` of every prunable group's channels removed, and print the report.
+- `thin MODEL --pruning-ratio R [--round-to N] --output PATH`: write a
+  model with `R` of every prunable group's channels removed, and print the
+  report.
 - `demo`, `export`: see their own `--help`.
+
+Renamed flags (`--ratio` -> `--pruning-ratio`, `--layers` ->
+`--per-layer`) are still accepted for one release, with a one-line notice
+on stderr.
 
 Exit status: 0 on success, 1 when the work fails (a corrupt model file, a
 failed export), 2 for a bad command line (unknown option, bad value,
@@ -42,6 +47,60 @@ class _Parser(argparse.ArgumentParser):
             EXIT_USAGE,
             f"{self.prog}: error: {message} (see {self.prog} --help)\n",
         )
+
+
+class _RenamedFlag(argparse.Action):
+    """The deprecated spelling of a flag: stores into the new flag's dest.
+
+    It is hidden from `--help`; `renamed_flags` of the namespace maps the
+    new spelling to the one the user typed, for the notice and for error
+    messages that name the argument as typed.
+    """
+
+    def __init__(self, option_strings, dest, new, switch=False, **kwargs):
+        self.new = new
+        self.switch = switch
+        kwargs.setdefault("nargs", 0 if switch else None)
+        super().__init__(
+            option_strings,
+            dest,
+            default=argparse.SUPPRESS,
+            help=argparse.SUPPRESS,
+            **kwargs,
+        )
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, True if self.switch else values)
+        renamed = dict(getattr(namespace, "renamed_flags", {}))
+        renamed[self.new] = option_string
+        namespace.renamed_flags = renamed
+
+
+def add_renamed_flag(parser, old, new, **kwargs):
+    """Accepts `old` as a deprecated spelling of the flag `new`.
+
+    Args:
+        parser: the (sub-command) parser that has `new`.
+        old: the deprecated flag, e.g. `"--ratio"`.
+        new: the flag that replaces it, e.g. `"--pruning-ratio"` (its
+            dest is shared).
+        **kwargs: `switch=True` for a `store_true` flag, or `type=`.
+    """
+    dest = new.lstrip("-").replace("-", "_")
+    parser.add_argument(old, dest=dest, action=_RenamedFlag, new=new, **kwargs)
+
+
+def flag_as_typed(args, flag):
+    """`flag`, or the deprecated spelling the user typed for it."""
+    return getattr(args, "renamed_flags", {}).get(flag, flag)
+
+
+def renamed_flag_notes(args):
+    """One deprecation sentence per renamed flag typed, in typed order."""
+    return [
+        f"{old} is deprecated; use {new}"
+        for new, old in getattr(args, "renamed_flags", {}).items()
+    ]
 
 
 def _application_names():
@@ -240,8 +299,8 @@ def format_groups(groups, max_prunable=40):
         )
     if max_prunable is not None and listed > max_prunable:
         lines.append(
-            f"  ... {listed - max_prunable} more prunable groups (--layers "
-            "lists them all)"
+            f"  ... {listed - max_prunable} more prunable groups "
+            "(--per-layer lists them all)"
         )
     if marked:
         lines.append(
@@ -276,13 +335,13 @@ def _inspect(args, steps):
             f"{model.count_params():,} parameters, FLOPs unknown (the input "
             "size is not fixed)"
         )
-    limit = None if args.layers else 40
+    limit = None if args.per_layer else 40
     print("\n".join(format_groups(groups, limit)))
-    if args.layers and cost is not None:
+    if args.per_layer and cost is not None:
         print()
         print(cost)
     elif cost is not None:
-        print("(--layers adds the per-layer cost table)")
+        print("(--per-layer adds the per-layer cost table)")
     return EXIT_OK
 
 
@@ -291,11 +350,12 @@ def _thin(args, steps):
     from keras_neuronprune import uniform_keep
     from keras_neuronprune.export._common import check_output_path
 
-    if not 0 <= args.ratio < 1:
+    flag = flag_as_typed(args, "--pruning-ratio")
+    if not 0 <= args.pruning_ratio < 1:
         raise UsageError(
-            "--ratio must be in [0, 1) (the fraction of each prunable "
-            f"group's channels to remove). Received: --ratio {args.ratio}; "
-            "e.g. --ratio 0.5."
+            f"{flag} must be in [0, 1) (the fraction of each prunable "
+            f"group's channels to remove). Received: {flag} "
+            f"{args.pruning_ratio}; e.g. {flag} 0.5."
         )
     if args.round_to < 1:
         raise UsageError(
@@ -312,7 +372,7 @@ def _thin(args, steps):
     steps(f"choosing channels ({_shape_text(model)})")
     keep = uniform_keep(
         model,
-        args.ratio,
+        args.pruning_ratio,
         round_to=args.round_to,
         allow_inexact=args.allow_inexact,
     )
@@ -320,7 +380,10 @@ def _thin(args, steps):
     thin, report = thin_model(model, keep, allow_inexact=args.allow_inexact)
     steps(f"saving {args.output}")
     thin.save(output)
-    print(report.table() if args.layers else report.summary(more="--layers"))
+    if args.per_layer:
+        print(report.table())
+    else:
+        print(report.summary(more="--per-layer"))
     print(f"wrote {args.output}")
     stem = os.path.splitext(args.output)[0]
     print(
@@ -382,16 +445,28 @@ def build_parser():
             help="also prune groups normalised across channels",
         )
         p.add_argument(
-            "--layers",
+            "--per-layer",
             action="store_true",
             help="print the full per-layer table",
         )
+        add_renamed_flag(p, "--layers", "--per-layer", switch=True)
         p.add_argument("--quiet", action="store_true", help="no progress lines")
         p.set_defaults(func=fn, steps=True)
         if name == "thin":
-            p.add_argument("--ratio", type=float, required=True)
+            # Checked in `main` (not by argparse), so a missing flag is
+            # named the same way whichever spelling the user knows.
+            p.add_argument(
+                "--pruning-ratio",
+                type=float,
+                default=None,
+                metavar="R",
+                help="fraction of each prunable group's channels to remove "
+                "(required)",
+            )
+            add_renamed_flag(p, "--ratio", "--pruning-ratio", type=float)
             p.add_argument("--round-to", type=int, default=1)
-            p.add_argument("--output", required=True, help="a .keras path")
+            p.add_argument("--output", default=None, help="a .keras path")
+            p.set_defaults(required_flags=("--pruning-ratio", "--output"))
     for module, adder in (
         ("keras_neuronprune.demo", "add_demo_parser"),
         ("keras_neuronprune.export.cli", "add_export_parser"),
@@ -410,10 +485,23 @@ def build_parser():
     return parser
 
 
-def _error(command, message):
+def _error(command, message, args=None):
     text = " ".join(str(message).replace("`", "").split())
     prefix = f"{PROG} {command}" if command else PROG
+    # An error stays one line: the renamed-flag notice joins it.
+    notes = renamed_flag_notes(args)
+    if notes:
+        text += f" ({'; '.join(notes)})"
     print(f"{prefix}: error: {text}", file=sys.stderr)
+
+
+def _missing_flags(args):
+    """The required flags of `args.command` that were not given."""
+    return [
+        flag
+        for flag in getattr(args, "required_flags", ())
+        if getattr(args, flag.lstrip("-").replace("-", "_"), None) is None
+    ]
 
 
 def main(argv=None):
@@ -430,27 +518,38 @@ def main(argv=None):
     tf_logging.set_verbose(verbose)
     tf_logging.quiet_tensorflow(verbose)
     command = getattr(args, "command", None)
+    missing = _missing_flags(args)
+    if missing:
+        _error(
+            command,
+            f"the following arguments are required: {', '.join(missing)} "
+            f"(see {PROG} {command} --help)",
+            args,
+        )
+        return EXIT_USAGE
     try:
         if getattr(args, "steps", False):
             result = args.func(args, _Steps(args.quiet))
         else:
             result = args.func(args)
     except UsageError as e:
-        _error(command, e)
+        _error(command, e, args)
         return EXIT_USAGE
     except (ValueError, TypeError) as e:
         # Library checks of values that came from the command line.
-        _error(command, e)
+        _error(command, e, args)
         return EXIT_USAGE if command == "demo" else EXIT_FAILURE
     except KeyboardInterrupt:
-        _error(command, "interrupted")
+        _error(command, "interrupted", args)
         return EXIT_FAILURE
     except ModelFileError as e:
-        _error(command, e)
+        _error(command, e, args)
         return EXIT_FAILURE
     except Exception as e:  # a failure of the work itself: one line
-        _error(command, f"{type(e).__name__}: {e}")
+        _error(command, f"{type(e).__name__}: {e}", args)
         return EXIT_FAILURE
+    for note in renamed_flag_notes(args):
+        print(f"{PROG} {command}: warning: {note}", file=sys.stderr)
     # Sub-commands return an exit status or, like `demo`, a result dict.
     return result if isinstance(result, int) else EXIT_OK
 

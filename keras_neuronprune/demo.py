@@ -43,12 +43,16 @@ def add_demo_parser(subparsers):
 
 
 def _add_arguments(parser):
+    from keras_neuronprune.cli import add_renamed_flag
+
     parser.add_argument(
-        "--ratio",
+        "--pruning-ratio",
         type=float,
         default=0.6,
+        metavar="R",
         help="fraction of the prunable channels to remove (default 0.6)",
     )
+    add_renamed_flag(parser, "--ratio", "--pruning-ratio", type=float)
     parser.add_argument(
         "--criterion",
         default="rni",
@@ -236,11 +240,14 @@ def _format_table(rows):
 def _check_args(args):
     """One-line errors naming the flag, the value and a fix."""
     from keras_neuronprune import criteria
+    from keras_neuronprune.cli import flag_as_typed
 
-    if not 0.0 <= args.ratio < 1.0:
+    flag = flag_as_typed(args, "--pruning-ratio")
+    ratio = args.pruning_ratio
+    if not 0.0 <= ratio < 1.0:
         raise ValueError(
-            "--ratio must be in [0, 1) (the fraction of channels to "
-            f"remove). Received: --ratio={args.ratio!r}; e.g. --ratio 0.6."
+            f"{flag} must be in [0, 1) (the fraction of channels to "
+            f"remove). Received: {flag}={ratio!r}; e.g. {flag} 0.6."
         )
     for flag in ("epochs", "regularize_epochs", "finetune_epochs"):
         value = getattr(args, flag)
@@ -306,7 +313,8 @@ def _plot(pruned, histograms, plot_path, args):
         histograms,
         threshold,
         plot_path,
-        f"{args.criterion} importances of digits_cnn (ratio {args.ratio:.0%})",
+        f"{args.criterion} importances of digits_cnn "
+        f"(ratio {args.pruning_ratio:.0%})",
     )
 
 
@@ -368,7 +376,12 @@ def run_demo(args):
         channels, output paths).
     """
     if args is None or isinstance(args, (list, tuple)):
+        from keras_neuronprune.cli import renamed_flag_notes
+
         args = _parse(args)
+        # `keras-neuronprune demo` prints these in `cli.main`.
+        for note in renamed_flag_notes(args):
+            print(f"keras-neuronprune demo: warning: {note}", file=sys.stderr)
     import keras
 
     from keras_neuronprune.callbacks import UpdatePruning
@@ -414,7 +427,7 @@ def run_demo(args):
     pruned = prune_structured(
         model,
         criterion=criterion,
-        pruning_ratio=args.ratio,
+        pruning_ratio=args.pruning_ratio,
         schedule=OneShot(step=prune_step),
         ignored_layers=["fc"],
         bn_gamma_mapping=args.gamma_mapping,
@@ -422,7 +435,7 @@ def run_demo(args):
     _compile(pruned, args.learning_rate, sgd=True)
     say(
         f"pruning with {args.criterion!r}: {reg_epochs} epoch(s) with the "
-        f"regulariser, prune {args.ratio:.0%} of the channels at step "
+        f"regulariser, prune {args.pruning_ratio:.0%} of the channels at step "
         f"{prune_step}, then {ft_epochs} epoch(s) of fine-tuning"
     )
     history_snapshot = {}

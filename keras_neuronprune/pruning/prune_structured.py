@@ -5,6 +5,7 @@ import warnings
 import keras
 
 from keras_neuronprune.graph import _keras_graph as kg
+from keras_neuronprune.pruning import _latency_target
 from keras_neuronprune.pruning import _surgery
 from keras_neuronprune.pruning._cost_estimate import layer_cost_table
 from keras_neuronprune.pruning._flops_target import check_flops_reachable
@@ -39,6 +40,8 @@ def prune_structured(
     importance_momentum=0.0,
     bn_gamma_mapping="relative",
     input_shape=None,
+    target_latency=None,
+    latency_table=None,
     **kwargs,
 ):
     """Wraps `model` for training-time channel (structured) pruning.
@@ -111,6 +114,21 @@ def prune_structured(
             with undefined dimensions (keras-hub's `image_shape=(None, None,
             3)`, text models); needed with `flops_pruning_ratio` and by the
             FLOP reports of such models.
+        target_latency: instead of `pruning_ratio` or `flops_pruning_ratio`,
+            the fraction of the dense model's latency to *keep*, in (0, 1]
+            (0.5: 2x faster, 0.33: 3x faster), as predicted by
+            `latency_table`. Per-group widths are chosen by a greedy
+            knapsack (HALP) that keeps the most criterion importance under
+            that budget: with per-group ranking (the default) it maximises
+            the sum over groups of the log of each group's kept importance
+            share (no group is emptied to speed up the rest), with
+            `global_pruning=True` the raw kept importance. Widths that the
+            table says cost nothing (inside the runtime's channel tile)
+            are kept. Bound the per-group cut with `max_pruning_ratio`.
+        latency_table: the latency table of this model on the deployment
+            runtime (`python -m tflite_bench latency-table`): a JSON path,
+            its dict or a `tflite_bench.latency_table.LatencyTable`. A
+            table built for another model or input size is refused.
         **kwargs: deprecated spellings, accepted for one release with a
             `DeprecationWarning`: `target_flops` (the fraction of FLOPs to
             keep, in (0, 1]; read as `flops_pruning_ratio = 1 -
@@ -122,7 +140,9 @@ def prune_structured(
     Raises:
         ValueError: bad arguments (naming the argument and the value), an
             unknown criterion, a criterion needing data without `data`, an
-            already pruned model, an unreachable FLOPs target, both a
+            already pruned model, an unreachable FLOPs or latency target
+            (the message gives the smallest reachable latency), a latency
+            table built for another model, both a
             deprecated spelling and its replacement, or a model without
             prunable channels.
         TypeError: an unknown keyword argument.
@@ -158,7 +178,10 @@ def prune_structured(
     check_backend_support(criterion)
     flops = _flops_target(pruning_ratio, flops_pruning_ratio, kwargs)
     reject_unknown(kwargs, "prune_structured")
-    _check_targets(pruning_ratio, flops, pruning_ratio_dict)
+    latency = _latency_target_of(
+        target_latency, latency_table, pruning_ratio, flops
+    )
+    _check_targets(pruning_ratio, flops or latency, pruning_ratio_dict)
     if min_channels is None:
         min_channels = 1
     global_pruning = _check_options(
@@ -200,6 +223,11 @@ def prune_structured(
             groups, layer_costs, cost, flops.keep, ratio_dict,
             min_channels, max_pruning_ratio, flops.name, flops.value,
         )  # fmt: skip
+    if latency is not None:
+        latency = _check_latency_table(
+            latency, model, input_shape, groups, ratio_dict,
+            min_channels, max_pruning_ratio, round_to,
+        )  # fmt: skip
 
     schedule = _bind_schedule(schedule, criterion_name, pruning_ratio, groups)
 
@@ -212,7 +240,7 @@ def prune_structured(
         targets=targets,
         pruning_ratio=pruning_ratio,
         pruning_ratio_dict=ratio_dict,
-        target_flops=None if flops is None else flops.keep,
+        flops_pruning_ratio=None if flops is None else 1 - flops.keep,
         schedule=schedule,
         global_pruning=global_pruning,
         min_channels=min_channels,
@@ -226,6 +254,8 @@ def prune_structured(
         data=data,
         loss=loss,
         input_shape=input_shape,
+        target_latency=None if latency is None else latency[0],
+        latency_table=None if latency is None else latency[1],
     )
     from keras_neuronprune.core.pruned_model import PrunedModel
 
@@ -291,6 +321,60 @@ def _flops_target(pruning_ratio, flops_pruning_ratio, kwargs):
         detail="(the fraction of FLOPs to keep) ",
     )
     return _FlopsTarget("target_flops", target_flops, target_flops)
+
+
+def _latency_target_of(target_latency, latency_table, pruning_ratio, flops):
+    """Checks `target_latency`; returns None or (target, table dict)."""
+    if target_latency is None:
+        if latency_table is not None:
+            raise ValueError(
+                "`latency_table` is only used with `target_latency`. "
+                "Received: target_latency=None"
+            )
+        return None
+    _check_not_both(pruning_ratio, "target_latency", target_latency)
+    if flops is not None:
+        raise ValueError(
+            f"Pass either `{flops.name}` or `target_latency`, not both. "
+            f"Received: {flops.name}={flops.value!r}, "
+            f"target_latency={target_latency!r}"
+        )
+    value = _latency_target.check_latency_target(target_latency, latency_table)
+    return value, _latency_target.load_table(latency_table)
+
+
+def _check_latency_table(
+    latency,
+    model,
+    input_shape,
+    groups,
+    ratio_dict,
+    min_channels,
+    max_ratio,
+    round_to,
+):
+    """Refuses a table of another model; fails early when unreachable."""
+    from keras_neuronprune.core.selection import ChannelSelector
+
+    target, table = latency
+    fingerprint = _latency_target.model_fingerprint(model, input_shape)
+    _latency_target.check_table(table, fingerprint=fingerprint)
+    selector = ChannelSelector(
+        min_channels=min_channels,
+        max_pruning_ratio=max_ratio,
+        round_to=round_to,
+    )
+    plans = selector.plans(groups)
+    fixed = selector.fixed_counts(plans, ratio_dict)
+    latency_model = _latency_target.LatencyModel(table, groups)
+    smallest = _latency_target.smallest_share(plans, latency_model, fixed)
+    if smallest > target + 1e-9:
+        raise ValueError(
+            _latency_target.unreachable_message(
+                target, table, smallest, min_channels, max_ratio
+            )
+        )
+    return latency
 
 
 def _check_not_both(pruning_ratio, name, value):
@@ -454,8 +538,9 @@ def _criterion_needs(criterion, name):
 def _check_targets(pruning_ratio, flops, pruning_ratio_dict):
     if pruning_ratio is None and flops is None and not (pruning_ratio_dict):
         raise ValueError(
-            "Pass a pruning target: `pruning_ratio`, `flops_pruning_ratio` "
-            "or `pruning_ratio_dict`. Received: pruning_ratio=None, "
+            "Pass a pruning target: `pruning_ratio`, `flops_pruning_ratio`, "
+            "`target_latency` or `pruning_ratio_dict`. Received: "
+            "pruning_ratio=None, "
             "flops_pruning_ratio=None, pruning_ratio_dict=None"
         )
     if pruning_ratio is not None:

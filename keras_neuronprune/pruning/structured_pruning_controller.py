@@ -8,6 +8,7 @@ from keras_neuronprune.core.pruning_controller import PruningController
 from keras_neuronprune.core.surgery import find_layer
 from keras_neuronprune.criteria.base_criterion import Criterion
 from keras_neuronprune.pruning import _flops_target
+from keras_neuronprune.pruning import _latency_target
 from keras_neuronprune.pruning._cost_estimate import CostEstimator
 from keras_neuronprune.pruning._group_spec import group_from_config
 from keras_neuronprune.pruning._group_spec import group_to_config
@@ -16,6 +17,7 @@ from keras_neuronprune.pruning._group_spec import targets_to_config
 from keras_neuronprune.schedules.base_pruning_schedule import (
     check_schedule_output,
 )
+from keras_neuronprune.utils.renamed_arguments import pop_renamed
 
 
 @keras.saving.register_keras_serializable(package="keras_neuronprune")
@@ -37,9 +39,9 @@ class StructuredPruningController(PruningController, keras.layers.Layer):
     Everything else is configuration, so a model saved mid-pruning (or
     restored by `BackupAndRestore`) resumes to the same result.
 
-    Calibration data is not saved; set `controller.data` (and
-    `controller.loss`) again after loading a model whose criterion needs
-    data.
+    Calibration data is not saved; call `controller.set_data(batches)`
+    (and set `controller.loss`) again after loading a model whose
+    criterion needs data.
 
     Args:
         criterion: a `Criterion` or its config.
@@ -47,9 +49,11 @@ class StructuredPruningController(PruningController, keras.layers.Layer):
         targets: dict group name -> list of `(layer path, "output" |
             "input", positions)`: the mask entries of each group channel.
         pruning_ratio: target fraction of channels removed (None with
-            `target_flops` or a ratio dict only).
+            `flops_pruning_ratio` or a ratio dict only).
         pruning_ratio_dict: dict group name -> ratio for these groups.
-        target_flops: fraction of the original FLOPs to keep.
+        flops_pruning_ratio: fraction of the original FLOPs to remove
+            (0.5: half the FLOPs). `target_flops` (the fraction to keep)
+            is its deprecated spelling, converted as 1 - target_flops.
         schedule: a bound schedule (or its config).
         global_pruning: rank channels across groups (True) or per group.
         min_channels, round_to, max_pruning_ratio: keep-count constraints.
@@ -59,6 +63,9 @@ class StructuredPruningController(PruningController, keras.layers.Layer):
             original model, for the fast cost estimate.
         base_params, base_flops: cost of the original model.
         allow_inexact: whether inexact groups may be pruned.
+        target_latency: instead of the other targets, the fraction of
+            the dense model's latency (per `latency_table`) to keep.
+        latency_table: the latency table dict (`target_latency`).
         data, loss: calibration batches and loss for criteria that need
             them (not serialised).
     """
@@ -70,7 +77,7 @@ class StructuredPruningController(PruningController, keras.layers.Layer):
         targets,
         pruning_ratio=None,
         pruning_ratio_dict=None,
-        target_flops=None,
+        flops_pruning_ratio=None,
         schedule=None,
         global_pruning=False,
         min_channels=1,
@@ -84,8 +91,18 @@ class StructuredPruningController(PruningController, keras.layers.Layer):
         data=None,
         loss=None,
         input_shape=None,
+        target_latency=None,
+        latency_table=None,
         **kwargs,
     ):
+        flops_pruning_ratio = pop_renamed(
+            kwargs,
+            "target_flops",
+            "flops_pruning_ratio",
+            flops_pruning_ratio,
+            where="StructuredPruningController",
+            convert=lambda keep: 1.0 - keep,
+        )
         kwargs.setdefault("name", "structured_pruning_controller")
         keras.layers.Layer.__init__(self, **kwargs)
         if isinstance(criterion, dict):
@@ -101,7 +118,7 @@ class StructuredPruningController(PruningController, keras.layers.Layer):
         self._targets = dict(targets)
         self.pruning_ratio = pruning_ratio
         self.pruning_ratio_dict = dict(pruning_ratio_dict or {})
-        self.target_flops = target_flops
+        self.flops_pruning_ratio = flops_pruning_ratio
         self.schedule = schedule
         self.global_pruning = bool(global_pruning)
         self.min_channels = int(min_channels)
@@ -114,6 +131,9 @@ class StructuredPruningController(PruningController, keras.layers.Layer):
         self.allow_inexact = bool(allow_inexact)
         # The costing shape of models with undefined input dimensions.
         self.input_shape = _shape_to_config(input_shape)
+        self.target_latency = target_latency
+        self.latency_table = latency_table
+        self._latency = None
         self.data = data
         self.loss = loss
         self._estimator = CostEstimator(
@@ -162,7 +182,7 @@ class StructuredPruningController(PruningController, keras.layers.Layer):
                 "targets": targets_to_config(self._targets),
                 "pruning_ratio": self.pruning_ratio,
                 "pruning_ratio_dict": dict(self.pruning_ratio_dict),
-                "target_flops": self.target_flops,
+                "flops_pruning_ratio": self.flops_pruning_ratio,
                 "schedule": keras.saving.serialize_keras_object(self.schedule),
                 "global_pruning": self.global_pruning,
                 "min_channels": self.min_channels,
@@ -174,12 +194,20 @@ class StructuredPruningController(PruningController, keras.layers.Layer):
                 "base_flops": self.base_flops,
                 "allow_inexact": self.allow_inexact,
                 "input_shape": self.input_shape,
+                "target_latency": self.target_latency,
+                "latency_table": self.latency_table,
             }
         )
         return config
 
     @classmethod
     def from_config(cls, config):
+        # Models saved before the rename hold `target_flops` (the kept
+        # share): they load without a warning.
+        config = dict(config)
+        keep = config.pop("target_flops", None)
+        if keep is not None and config.get("flops_pruning_ratio") is None:
+            config["flops_pruning_ratio"] = 1.0 - keep
         return cls(**config)
 
     # ------------------------------------------------------------------
@@ -339,9 +367,18 @@ class StructuredPruningController(PruningController, keras.layers.Layer):
             raise ValueError(
                 f"Criterion {type(self.criterion).__name__} needs calibration "
                 "data, but `controller.data` is None. Pass `data=` to "
-                "`prune_structured` or, after loading a model, set "
-                "`model.controller.data = batches`. Received: data=None"
+                "`prune_structured` or, after loading a model, call "
+                "`model.controller.set_data(batches)`. Received: data=None"
             )
+
+    def set_data(self, data):
+        """Attaches calibration batches for criteria that need data.
+
+        Args:
+            data: what `prune_structured(data=)` takes (batches of
+                `(x, y)`), or None.
+        """
+        self.data = data
 
     @property
     def selector(self):
@@ -380,7 +417,12 @@ class StructuredPruningController(PruningController, keras.layers.Layer):
             name: ratio * progress
             for name, ratio in self.pruning_ratio_dict.items()
         }
-        if self.target_flops is None:
+        if self.target_latency is not None:
+            return _latency_target.controller_counts(
+                self, plans, scores, selector.fixed_counts(
+                    plans, ratio_dict, fixed), progress
+            )  # fmt: skip
+        if self.flops_pruning_ratio is None:
             ratio = self.pruning_ratio
             if ratio is not None:
                 ratio = ratio * progress
@@ -393,14 +435,15 @@ class StructuredPruningController(PruningController, keras.layers.Layer):
         return _flops_target.solve_flops(
             lambda r: selector.ratio_counts(plans, scores, fixed, r),
             lambda c: self._estimator.estimate(c)[1] / base,
-            1.0 - (1.0 - self.target_flops) * progress,
+            1.0 - self.flops_pruning_ratio * progress,
             exact=exact,
             unreachable=self._unreachable_message,
         )
 
     def _unreachable_message(self, kept):
         return (
-            f"`target_flops`={self.target_flops} cannot be reached: with "
+            f"`flops_pruning_ratio`={self.flops_pruning_ratio} cannot be "
+            "reached: with "
             f"min_channels={self.min_channels} and max_pruning_ratio="
             f"{self.max_pruning_ratio}, pruning every prunable group as "
             f"far as allowed keeps {kept:.3f} of the FLOPs."

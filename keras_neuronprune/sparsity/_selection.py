@@ -40,8 +40,8 @@ def check_block_size(layer_name, shape, num_output_axes, block_size):
             f"Layer {layer_name!r} cannot be pruned in blocks of {br}x{bc}: "
             f"its kernel of shape {tuple(shape)} is a {rows}x{cols} matrix "
             "(fan-in x outputs) and both dimensions must be divisible by "
-            "the block. Exclude the layer with `layers=` or choose another "
-            f"block. Received: block_size={tuple(block_size)!r}"
+            "the block. Exclude the layer with `ignored_layers=` or choose "
+            f"another block. Received: block_size={tuple(block_size)!r}"
         )
 
 
@@ -51,8 +51,8 @@ def check_m_by_n(layer_name, shape, num_output_axes, m_by_n):
         raise ValueError(
             f"Layer {layer_name!r} is a depthwise convolution: it has one "
             "input channel per output, so the m-by-n pattern (along input "
-            "channels) does not apply. Exclude it with `layers=` or drop "
-            f"the pattern. Received: sparsity_m_by_n={tuple(m_by_n)!r}"
+            "channels) does not apply. Exclude it with `ignored_layers=` or "
+            f"drop the pattern. Received: sparsity_m_by_n={tuple(m_by_n)!r}"
         )
     in_channels = int(shape[-2])
     if in_channels % n:
@@ -60,7 +60,7 @@ def check_m_by_n(layer_name, shape, num_output_axes, m_by_n):
             f"Layer {layer_name!r} has {in_channels} input channels (kernel "
             f"shape {tuple(shape)}), not divisible by n={n}: the m-by-n "
             "pattern groups n consecutive input channels. Exclude the layer "
-            "with `layers=` or choose another n. Received: "
+            "with `ignored_layers=` or choose another n. Received: "
             f"sparsity_m_by_n={tuple(m_by_n)!r}"
         )
 

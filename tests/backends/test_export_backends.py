@@ -5,12 +5,11 @@ with the fix in the message. PruningSummaries writes TensorBoard files from
 NumPy values, so it works on JAX and PyTorch as well.
 """
 
+import importlib.util
 import json
 import os
 import subprocess
 import sys
-
-import importlib.util
 
 import pytest
 
@@ -62,6 +61,9 @@ def test_export_refused_and_summaries_written(backend, tmp_path):
     assert out["backend"] == backend
     for name in ("tflite", "onnx"):
         assert f"`export.{name}` needs the TensorFlow backend" in out[name]
-        assert f"'{backend}'" in out[name] and "KERAS_BACKEND=tensorflow" in out[name]
+        assert (
+            f"'{backend}'" in out[name]
+            and "KERAS_BACKEND=tensorflow" in out[name]
+        )
     assert not (tmp_path / "m.tflite").exists()
     assert out["events"] >= 1

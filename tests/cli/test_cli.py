@@ -160,7 +160,14 @@ def _tiny_model():
             2,
             "--output",
         ),
-        (["thin", "MobileNet"], 2, "required: --ratio, --output"),
+        (["thin", "MobileNet"], 2, "required: --pruning-ratio, --output"),
+        (["thin", "MobileNet", "--ratio", "0.5"], 2, "required: --output"),
+        (
+            ["thin", "MobileNet", "--pruning-ratio", "1.5", "--output", "x"],
+            2,
+            "--pruning-ratio 1.5",
+        ),
+        (["demo", "--pruning-ratio", "2"], 2, "--pruning-ratio=2.0"),
         (["frobnicate"], 2, "invalid choice"),
         (["demo", "--criterion", "foo"], 2, "--criterion='foo'"),
         (["demo", "--ratio", "2"], 2, "--ratio=2.0"),
@@ -172,6 +179,52 @@ def test_errors_are_one_line_with_exit_status(argv, code, needle, capsys):
     assert len(err.splitlines()) == 1, err
     assert needle in err, err
     assert err.startswith("keras-neuronprune")
+
+
+def test_renamed_flags_give_the_same_model_and_one_notice_each(
+    tiny_file, tmp_path, capsys
+):
+    new, old = str(tmp_path / "new.keras"), str(tmp_path / "old.keras")
+    argv = ["thin", str(tiny_file), "--quiet"]
+    assert cli.main(argv + ["--pruning-ratio", "0.5", "--output", new]) == 0
+    assert capsys.readouterr().err == ""
+    assert cli.main(argv + ["--ratio", "0.5", "--layers", "--output", old]) == 0
+    captured = capsys.readouterr()
+    assert captured.err.splitlines() == [
+        "keras-neuronprune thin: warning: --ratio is deprecated; use "
+        "--pruning-ratio",
+        "keras-neuronprune thin: warning: --layers is deprecated; use "
+        "--per-layer",
+    ]
+    assert "8 -> 4" in captured.out  # --layers still gives the table
+    widths = [
+        [w.shape for w in keras.models.load_model(path).get_weights()]
+        for path in (new, old)
+    ]
+    assert widths[0] == widths[1]
+    # An error stays one line, with the notice in it.
+    assert cli.main(argv + ["--ratio", "2", "--output", old]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "--ratio 2.0" in err and "--ratio is deprecated" in err
+
+
+def test_help_lists_the_new_flags_only(capsys):
+    for command in ("thin", "inspect", "demo"):
+        assert cli.main([command, "--help"]) == 0
+        out = capsys.readouterr().out
+        assert "--per-layer" in out or command == "demo"
+        assert "--pruning-ratio" in out or command == "inspect"
+        assert "--ratio" not in out and "--layers" not in out
+
+
+def test_inspect_per_layer_flag(tiny_file, capsys):
+    assert cli.main(["inspect", str(tiny_file), "--quiet"]) == 0
+    short = capsys.readouterr().out
+    assert "(--per-layer adds the per-layer cost table)" in short
+    assert cli.main(["inspect", str(tiny_file), "--per-layer"]) == 0
+    full = capsys.readouterr().out
+    assert "--per-layer adds" not in full and len(full) > len(short)
 
 
 def test_corrupt_keras_file_is_reported_as_corrupt(tiny_file, tmp_path, capsys):
