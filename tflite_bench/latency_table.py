@@ -29,6 +29,9 @@ width.
 Predicted latency of a layer at (c_in, c_out) is `out(c_out) * in(c_in) /
 full` (see `keras_neuronprune.pruning._latency_target.LatencyModel`);
 widths that are not a multiple of the tile cost as much as the next one.
+Measured samples are made non-decreasing in the width (timing noise never
+makes a narrower layer look slower than a wider one; see
+`non_decreasing`).
 
 The JSON file records what it was built for (the model's layer names and
 shapes, the runtime and its version, the thread count, the input size);
@@ -70,6 +73,17 @@ def runtime_version():
         return metadata.version(RUNTIME)
     except metadata.PackageNotFoundError:
         return None
+
+
+def non_decreasing(ms):
+    """Latencies made non-decreasing in the kept width, full width fixed.
+
+    A layer with fewer channels is never slower; a sample that timing
+    noise made slower than a wider one is lowered to the wider one's
+    latency (the running minimum from the full width down), so the
+    table never rewards keeping more channels.
+    """
+    return [float(v) for v in np.minimum.accumulate(np.asarray(ms)[::-1])[::-1]]
 
 
 def sample_counts(size, tile, samples=4):
@@ -363,6 +377,9 @@ def build_table(
         if "in" in entry:
             entry["in"]["counts"].append(entry["n_in"])
             entry["in"]["ms"].append(full)
+        for side in ("out", "in"):
+            if side in entry:
+                entry[side]["ms"] = non_decreasing(entry[side]["ms"])
     dense_ms = float(np.median(dense))
     overhead_ms = min(float(np.median(overheads)), dense_ms)
     units_ms = sum(entries[u["entry"]]["full_ms"] for u in units)

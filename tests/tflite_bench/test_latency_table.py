@@ -119,3 +119,9 @@ def test_cli_has_the_latency_table_subcommand(capsys):
         cli.main(["latency-table", "--help"])
     assert info.value.code == 0
     assert "--output" in capsys.readouterr().out
+
+
+def test_non_decreasing_keeps_full_width_and_orders_noise():
+    assert lt.non_decreasing([1.0, 3.0, 2.0, 4.0]) == [1.0, 2.0, 2.0, 4.0]
+    assert lt.non_decreasing([5.0, 1.0, 2.0]) == [1.0, 1.0, 2.0]
+    assert lt.non_decreasing([2.0]) == [2.0]
