@@ -156,7 +156,14 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS))
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--ratio", type=float, default=0.5)
+    parser.add_argument(
+        "--pruning-ratio",
+        "--ratio",
+        dest="pruning_ratio",
+        type=float,
+        default=0.5,
+        help="share of each group's channels removed (--ratio: old name)",
+    )
     parser.add_argument("--out", default=os.path.join("results", "graph_speed"))
     parser.add_argument(
         "--profile",
@@ -169,7 +176,7 @@ def main(argv=None):
     os.makedirs(args.out, exist_ok=True)
 
     if args.profile:
-        text = profile_model(args.profile, ratio=args.ratio)
+        text = profile_model(args.profile, ratio=args.pruning_ratio)
         path = os.path.join(args.out, f"profile_{args.profile}.txt")
         with open(path, "w") as f:
             f.write(text)
@@ -180,7 +187,7 @@ def main(argv=None):
     results = []
     for name in args.models:
         print(f"[graph_speed] {name} ...", file=sys.stderr, flush=True)
-        results.append(bench_model(name, args.repeats, args.ratio))
+        results.append(bench_model(name, args.repeats, args.pruning_ratio))
         print(markdown_table(results[-1:]).splitlines()[-1], file=sys.stderr)
     table = markdown_table(results)
     print(table)

@@ -33,6 +33,9 @@ class PruningSchedule:
     """
 
     _RENAMED = {}
+    # The config key of the final ratio; a schedule bound to 1.0 (a FLOPs
+    # or per-layer target) saves 1.0 there, which `from_config` binds again.
+    _FINAL_KEY = None
 
     def __call__(self, step):
         raise NotImplementedError
@@ -64,6 +67,10 @@ class PruningSchedule:
     def from_config(cls, config):
         # Configs saved before a rename load without a warning.
         config = {cls._RENAMED.get(k, k): v for k, v in config.items()}
+        key = cls._FINAL_KEY
+        if key is not None and config.get(key) == 1.0:
+            config[key] = None
+            return cls(**config).bind(1.0, config.get("num_channels"))
         return cls(**config)
 
     def __repr__(self):

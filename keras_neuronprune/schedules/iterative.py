@@ -46,6 +46,7 @@ class Iterative(PruningSchedule):
     """
 
     _RENAMED = {"final_ratio": "final_pruning_ratio"}
+    _FINAL_KEY = "final_pruning_ratio"
 
     def __init__(
         self,

@@ -45,6 +45,7 @@ class OneShot(PruningSchedule):
     """
 
     _RENAMED = {"ratio": "pruning_ratio"}
+    _FINAL_KEY = "pruning_ratio"
 
     def __init__(self, step=0, pruning_ratio=None, fraction=None, **kwargs):
         name = "ratio" if "ratio" in kwargs else "pruning_ratio"

@@ -54,6 +54,7 @@ class PolynomialDecay(PruningSchedule):
         "initial_ratio": "initial_pruning_ratio",
         "final_ratio": "final_pruning_ratio",
     }
+    _FINAL_KEY = "final_pruning_ratio"
 
     def __init__(
         self,

@@ -220,7 +220,7 @@ def test_dict_and_dynamic_inputs_prune_fit_strip():
     pruned = keras_neuronprune.prune_structured(
         model,
         criterion="l1",
-        target_flops=0.6,
+        flops_pruning_ratio=0.4,
         input_shape=[(5,), (8, 8, 3)],
     )
     rng = np.random.default_rng(0)

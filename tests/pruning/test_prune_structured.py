@@ -159,7 +159,7 @@ def test_ratio_dict_and_ignored_layers():
     assert _kept(pruned) == {"conv1": 4, "conv2": 6, "fc1": 16}
 
 
-def test_target_flops_within_one_percent():
+def test_flops_target_within_one_percent():
     inputs = keras.Input((16, 16, 3))
     x = inputs
     for i, filters in enumerate((16, 24, 32)):
@@ -172,7 +172,7 @@ def test_target_flops_within_one_percent():
         pruned = prune_structured(
             model,
             criterion=KernelL1(),
-            target_flops=target,
+            flops_pruning_ratio=1.0 - target,
             global_pruning=global_pruning,
         )
         pruned.controller.prune(pruned)

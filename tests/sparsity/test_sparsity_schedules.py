@@ -18,7 +18,9 @@ def test_constant_sparsity_prunes_on_its_period_inside_the_range():
 
 
 def test_polynomial_decay_is_the_shared_schedule_with_tfmot_formula():
-    assert PolynomialDecay is keras_neuronprune.schedules.PolynomialDecay
+    assert issubclass(
+        PolynomialDecay, keras_neuronprune.schedules.PolynomialDecay
+    )
     schedule = PolynomialDecay(0.1, 0.9, begin_step=100, end_step=300, power=3)
     for step in (100, 150, 200, 299, 300, 500):
         p = min(1.0, (step - 100) / 200)
@@ -72,3 +74,31 @@ def test_constant_sparsity_returns_python_values():
     should, sparsity = ConstantSparsity(0.5, 0, -1, 5)(np.int64(5))
     assert should is True and isinstance(sparsity, float)
     assert ConstantSparsity(0.25).final_ratio == 0.25
+
+
+def test_polynomial_decay_takes_tfmot_names_and_round_trips():
+    schedule = PolynomialDecay(
+        initial_sparsity=0.2, final_sparsity=0.8, begin_step=0, end_step=10
+    )
+    assert (schedule.initial_sparsity, schedule.final_sparsity) == (0.2, 0.8)
+    config = schedule.get_config()
+    assert config["initial_sparsity"] == 0.2 and config["final_sparsity"] == 0.8
+    assert "final_pruning_ratio" not in config
+    restored = keras.saving.deserialize_keras_object(
+        keras.saving.serialize_keras_object(schedule)
+    )
+    assert type(restored) is PolynomialDecay
+    assert [restored(s) for s in range(12)] == [schedule(s) for s in range(12)]
+    # A config written with the channel names (earlier releases) loads.
+    old = PolynomialDecay.from_config(
+        {
+            "initial_pruning_ratio": 0.2,
+            "final_pruning_ratio": 0.8,
+            "end_step": 10,
+        }
+    )
+    assert old.final_sparsity == 0.8
+    with pytest.raises(ValueError, match="final_sparsity"):
+        PolynomialDecay(initial_sparsity=0.5, final_sparsity=0.2)
+    with pytest.raises(ValueError, match="initial_sparsity"):
+        PolynomialDecay(initial_sparsity=1.5)
