@@ -368,60 +368,28 @@ def _epochs(args, smoke):
     return tuple(d if g is None else g for g, d in zip(given, defaults))
 
 
-def run_demo(args):
-    """Runs the digits demo; `args` is an argparse namespace (or None).
+def _prune_and_finetune(
+    model, args, train, test, batch_size, epochs, verbose, say
+):
+    """Regularises, prunes once and fine-tunes a copy of `model`.
 
     Returns:
-        A dict with the measured numbers (accuracies, params, FLOPs, kept
-        channels, output paths).
+        (pruned model, its final test accuracy, the accuracy right before
+        the masks changed or None).
     """
-    if args is None or isinstance(args, (list, tuple)):
-        from keras_neuronprune.cli import renamed_flag_notes
-
-        args = _parse(args)
-        # `keras-neuronprune demo` prints these in `cli.main`.
-        for note in renamed_flag_notes(args):
-            print(f"keras-neuronprune demo: warning: {note}", file=sys.stderr)
     import keras
 
     from keras_neuronprune.callbacks import UpdatePruning
-    from keras_neuronprune.cost import count_cost
     from keras_neuronprune.criteria.rni import RNI
     from keras_neuronprune.pruning import prune_structured
-    from keras_neuronprune.pruning import strip_pruning
     from keras_neuronprune.schedules import OneShot
 
-    _check_args(args)
-    smoke = bool(args.smoke)
-    epochs, reg_epochs, ft_epochs = _epochs(args, smoke)
-    verbose = 0 if (args.quiet or smoke) else 2
-    os.makedirs(args.output_dir, exist_ok=True)
-    keras.utils.set_random_seed(args.seed)
-    start = time.perf_counter()
-
-    def say(message):
-        print(f"[{time.perf_counter() - start:6.1f}s] {message}", flush=True)
-
-    x_train, y_train, x_test, y_test = load_digits_data(
-        args.seed, limit=300 if smoke else None
-    )
-    batch_size = 64
-    steps_per_epoch = int(np.ceil(len(x_train) / batch_size))
-    say(
-        f"digits: {len(x_train)} training and {len(x_test)} test images; "
-        f"training the baseline CNN for {epochs} epoch(s)"
-    )
-    model = build_digits_cnn(width=0.25 if smoke else 1.0)
-    _compile(model, 3e-3)
-    base_acc = _fit(
-        model, (x_train, y_train), (x_test, y_test), batch_size, epochs, verbose
-    )
-    say(f"baseline test accuracy {base_acc:.4f}")
-
+    (x_train, y_train), (x_test, y_test) = train, test
+    reg_epochs, ft_epochs = epochs
     criterion = args.criterion
     if criterion == "rni":
         criterion = RNI(strength=args.rni_strength, shift=args.rni_shift)
-    prune_step = reg_epochs * steps_per_epoch
+    prune_step = reg_epochs * int(np.ceil(len(x_train) / batch_size))
     # The classifier's hidden units have no BatchNormalization, which RNI
     # reads; like the paper, prune the convolutional channels only.
     pruned = prune_structured(
@@ -456,6 +424,64 @@ def run_demo(args):
         verbose,
         callbacks=[_Snapshot(), UpdatePruning()],
     )
+    return pruned, pruned_acc, history_snapshot.get("acc")
+
+
+def run_demo(args):
+    """Runs the digits demo; `args` is an argparse namespace (or None).
+
+    Returns:
+        A dict with the measured numbers (accuracies, params, FLOPs, kept
+        channels, output paths).
+    """
+    if args is None or isinstance(args, (list, tuple)):
+        from keras_neuronprune.cli import renamed_flag_notes
+
+        args = _parse(args)
+        # `keras-neuronprune demo` prints these in `cli.main`.
+        for note in renamed_flag_notes(args):
+            print(f"keras-neuronprune demo: warning: {note}", file=sys.stderr)
+    import keras
+
+    from keras_neuronprune.cost import count_cost
+    from keras_neuronprune.pruning import strip_pruning
+
+    _check_args(args)
+    smoke = bool(args.smoke)
+    epochs, reg_epochs, ft_epochs = _epochs(args, smoke)
+    verbose = 0 if (args.quiet or smoke) else 2
+    os.makedirs(args.output_dir, exist_ok=True)
+    keras.utils.set_random_seed(args.seed)
+    start = time.perf_counter()
+
+    def say(message):
+        print(f"[{time.perf_counter() - start:6.1f}s] {message}", flush=True)
+
+    x_train, y_train, x_test, y_test = load_digits_data(
+        args.seed, limit=300 if smoke else None
+    )
+    batch_size = 64
+    say(
+        f"digits: {len(x_train)} training and {len(x_test)} test images; "
+        f"training the baseline CNN for {epochs} epoch(s)"
+    )
+    model = build_digits_cnn(width=0.25 if smoke else 1.0)
+    _compile(model, 3e-3)
+    base_acc = _fit(
+        model, (x_train, y_train), (x_test, y_test), batch_size, epochs, verbose
+    )
+    say(f"baseline test accuracy {base_acc:.4f}")
+
+    pruned, pruned_acc, acc_at_prune = _prune_and_finetune(
+        model,
+        args,
+        (x_train, y_train),
+        (x_test, y_test),
+        batch_size,
+        (reg_epochs, ft_epochs),
+        verbose,
+        say,
+    )
     final = strip_pruning(pruned)
     final_acc = _accuracy(final, x_test, y_test)
     say(f"fine-tuned pruned model: test accuracy {final_acc:.4f}")
@@ -482,7 +508,7 @@ def run_demo(args):
     )
     return {
         "base_accuracy": base_acc,
-        "accuracy_before_pruning": history_snapshot.get("acc"),
+        "accuracy_before_pruning": acc_at_prune,
         "pruned_accuracy": pruned_acc,
         "final_accuracy": final_acc,
         "base_params": base_cost.params,

@@ -64,6 +64,40 @@ def _split_layers(layer, rank, name):
     )
 
 
+def _plan_layer(layer, ranks, pruning_ratio, tolerance):
+    """The rank and the two kernels of one layer's factorisation.
+
+    Returns:
+        (its `LayerFactorization` row, (rank, first kernel, second kernel)
+        or None when the factorisation saves no parameter).
+    """
+    kernel = np.asarray(layer.kernel.numpy(), "float64")
+    m = kernel_matrix(kernel)
+    u, s, vt = np.linalg.svd(m, full_matrices=False)
+    n_out, p = m.shape
+    if layer.name in ranks:
+        r = min(int(ranks[layer.name]), len(s))
+    elif pruning_ratio is not None:
+        r = target_rank(len(s), pruning_ratio)
+    else:
+        r = _numerical_rank(s, tolerance)
+    before = layer.count_params()
+    bias = n_out if layer.use_bias else 0
+    after = r * (p + n_out) + bias
+    if after >= before:
+        row = LayerFactorization(
+            layer.name, r, before, before, False, "no parameter saving"
+        )
+        return row, None
+    first_kernel = vt[:r].T.reshape(kernel.shape[:-1] + (r,))
+    mix = (u[:, :r] * s[:r]).T  # (r, N)
+    second_kernel = mix.reshape((1,) * (kernel.ndim - 2) + mix.shape)
+    if isinstance(layer, keras.layers.Dense):
+        second_kernel = mix
+    row = LayerFactorization(layer.name, r, before, after, True)
+    return row, (r, first_kernel, second_kernel)
+
+
 def factorize_low_rank(
     model,
     ranks=None,
@@ -150,33 +184,10 @@ def factorize_low_rank(
 
     plans, rows = {}, []
     for layer in selected:
-        kernel = np.asarray(layer.kernel.numpy(), "float64")
-        m = kernel_matrix(kernel)
-        u, s, vt = np.linalg.svd(m, full_matrices=False)
-        n_out, p = m.shape
-        if layer.name in ranks:
-            r = min(int(ranks[layer.name]), len(s))
-        elif pruning_ratio is not None:
-            r = target_rank(len(s), pruning_ratio)
-        else:
-            r = _numerical_rank(s, tolerance)
-        before = layer.count_params()
-        bias = n_out if layer.use_bias else 0
-        after = r * (p + n_out) + bias
-        if after >= before:
-            rows.append(
-                LayerFactorization(
-                    layer.name, r, before, before, False, "no parameter saving"
-                )
-            )
-            continue
-        first_kernel = vt[:r].T.reshape(kernel.shape[:-1] + (r,))
-        mix = (u[:, :r] * s[:r]).T  # (r, N)
-        second_kernel = mix.reshape((1,) * (kernel.ndim - 2) + mix.shape)
-        if isinstance(layer, keras.layers.Dense):
-            second_kernel = mix
-        plans[layer.name] = (r, first_kernel, second_kernel)
-        rows.append(LayerFactorization(layer.name, r, before, after, True))
+        row, plan = _plan_layer(layer, ranks, pruning_ratio, tolerance)
+        rows.append(row)
+        if plan is not None:
+            plans[layer.name] = plan
 
     clones, created = {}, {}
 
