@@ -44,6 +44,24 @@ class DeviceConfig:
     adb: str = "adb"
 
 
+def device_config(benchmark_model, adb="adb", **settings):
+    """A checked `DeviceConfig` for the command-line `--adb` options.
+
+    Args:
+        benchmark_model: the `--benchmark-model` path.
+        adb: the adb executable.
+        **settings: the other `DeviceConfig` fields.
+
+    Raises:
+        ValueError: no binary given, or no adb on PATH.
+    """
+    if not benchmark_model:
+        raise ValueError("--adb needs --benchmark-model PATH")
+    if not adb_available(adb):
+        raise ValueError("--adb given but no `adb` executable on PATH")
+    return DeviceConfig(benchmark_model=benchmark_model, adb=adb, **settings)
+
+
 def adb_available(adb="adb"):
     return shutil.which(adb) is not None
 

@@ -167,15 +167,10 @@ def config_from_args(args):
     if args.quiet:
         config.verbose = 0
     if args.adb:
-        from tflite_bench.adb import DeviceConfig
-        from tflite_bench.adb import adb_available
+        from tflite_bench.adb import device_config
 
-        if not args.benchmark_model:
-            raise ValueError("--adb needs --benchmark-model PATH")
-        if not adb_available():
-            raise ValueError("--adb given but no `adb` executable on PATH")
-        config.device = DeviceConfig(
-            benchmark_model=args.benchmark_model,
+        config.device = device_config(
+            args.benchmark_model,
             serial=args.serial,
             use_gpu=args.use_gpu,
             threads=config.threads,

@@ -40,6 +40,7 @@ thread count, saying which differs.
 """
 
 import argparse
+import dataclasses
 import gc
 import json
 import math
@@ -57,6 +58,7 @@ from keras_neuronprune.pruning._latency_target import model_fingerprint
 from tflite_bench._args import int_at_least
 
 RUNTIME = "ai-edge-litert"
+DEVICE_RUNTIME = "benchmark_model (adb)"
 DELEGATE = "XNNPACK"
 CONV_UNITS = ("Conv1D", "Conv2D")
 DEPTHWISE_UNITS = ("DepthwiseConv1D", "DepthwiseConv2D")
@@ -274,6 +276,40 @@ def _export_units(model, units, tiles, samples, work_dir):
     return entries, jobs
 
 
+def _time_models(paths, threads, device, repeats, log):
+    """Median latency (ms) of each .tflite file, timed interleaved.
+
+    Args:
+        paths: the model files.
+        threads: XNNPACK threads.
+        device: None (this host's LiteRT interpreter) or a
+            `tflite_bench.adb.DeviceConfig`.
+        repeats: (warmup, rounds, runs_per_round); on a device `rounds`
+            calls of `benchmark_model` per model.
+        log: progress printer.
+    """
+    warmup, rounds, runs_per_round = repeats
+    if device is None:
+        from tflite_bench.base_benchmark import time_interleaved
+
+        stats = time_interleaved(
+            paths,
+            threads,
+            warmup=warmup,
+            rounds=rounds,
+            runs_per_round=runs_per_round,
+        )
+        return [s.median_ms for s in stats]
+    from tflite_bench.adb import run_on_device
+
+    config = dataclasses.replace(
+        device, threads=(threads,), use_gpu=False, rounds=rounds
+    )
+    entries = [{"model": os.path.basename(p), "path": p} for p in paths]
+    rows = run_on_device(entries, config, log=log)
+    return [r["median_ms"] for r in rows]
+
+
 def build_table(
     model,
     threads=2,
@@ -286,6 +322,7 @@ def build_table(
     input_shape=None,
     allow_inexact=False,
     log=print,
+    device=None,
 ):
     """Measures the latency table of `model` on LiteRT / XNNPACK.
 
@@ -302,6 +339,10 @@ def build_table(
         input_shape: costing shape for models with undefined dimensions.
         allow_inexact: also measure inexact groups.
         log: progress printer.
+        device: a `tflite_bench.adb.DeviceConfig` to time every unit model
+            with `benchmark_model` on an Android device over adb (XNNPACK
+            at `threads`; `tile` must then be given); None times them on
+            this host.
 
     Returns:
         A `LatencyTable`.
@@ -309,11 +350,16 @@ def build_table(
 
     from keras_neuronprune import channel_groups
     from keras_neuronprune.export import tflite
-    from tflite_bench.base_benchmark import time_interleaved
 
     check_threads = int_at_least(1)
     threads = check_threads(str(threads))
     started = time.time()
+    if device is not None and tile is None:
+        raise ValueError(
+            "A table measured on a device needs the device's channel tile "
+            "(`tile`, `--tile`): tile detection times the host. "
+            "Received: tile=None"
+        )
     os.makedirs(work_dir, exist_ok=True)
     if tile is None:
         tiles = detect_tile(threads, work_dir, log=log)
@@ -347,20 +393,23 @@ def build_table(
 
     medians = [None] * len(jobs)
     overheads, dense = [], []
-    for start in range(0, len(jobs), _BATCH):
-        batch = list(range(start, min(len(jobs), start + _BATCH)))
-        stats = time_interleaved(
+    # The host keeps _BATCH interpreters alive at once; a device run pushes
+    # every model and interleaves them all.
+    batch_size = len(jobs) if device is not None else _BATCH
+    for start in range(0, len(jobs), max(batch_size, 1)):
+        batch = list(range(start, min(len(jobs), start + batch_size)))
+        ms = _time_models(
             [jobs[i][3] for i in batch] + [overhead_path, dense_path],
             threads,
-            warmup=warmup,
-            rounds=rounds,
-            runs_per_round=runs_per_round,
+            device,
+            (warmup, rounds, runs_per_round),
+            log,
         )
-        overhead = stats[-2].median_ms
+        overhead = ms[-2]
         overheads.append(overhead)
-        dense.append(stats[-1].median_ms)
-        for i, s in zip(batch, stats):
-            medians[i] = max(s.median_ms - overhead, 1e-4)
+        dense.append(ms[-1])
+        for i, value in zip(batch, ms):
+            medians[i] = max(value - overhead, 1e-4)
     for (key, side, count, _), ms in zip(jobs, medians):
         entry = entries[key]
         entry.setdefault(side, {"counts": [], "ms": []})
@@ -391,11 +440,15 @@ def build_table(
             "input_shape": fingerprint["input_shape"],
             "digest": fingerprint["digest"],
             "layers": fingerprint["layers"],
-            "runtime": RUNTIME,
-            "runtime_version": runtime_version(),
+            "runtime": RUNTIME if device is None else DEVICE_RUNTIME,
+            "runtime_version": runtime_version()
+            if device is None
+            else os.path.basename(device.benchmark_model),
             "delegate": DELEGATE,
             "threads": threads,
-            "machine": f"{platform.platform()} ({os.cpu_count()} CPUs)",
+            "machine": f"{platform.platform()} ({os.cpu_count()} CPUs)"
+            if device is None
+            else f"adb device {device.serial or 'attached'}",
         },
         "tiles": tiles,
         "dense_ms": dense_ms,
@@ -489,8 +542,10 @@ class LatencyTable:
             model: the model it will prune (its layer names and shapes must
                 match); None skips the check.
             threads: the thread count it will run at; None skips it.
-            runtime: the runtime name; None skips it.
-            version: the runtime version; None: the installed one.
+            runtime: the runtime name (`DEVICE_RUNTIME` for tables timed
+                on a device with `--adb`); None skips it.
+            version: the runtime version; None: the installed LiteRT for
+                `RUNTIME`, unchecked otherwise.
             input_shape: costing shape of models with undefined dimensions.
 
         Raises:
@@ -503,7 +558,8 @@ class LatencyTable:
             if model is None
             else model_fingerprint(model, input_shape),
             runtime=runtime,
-            runtime_version=version or runtime_version(),
+            runtime_version=version
+            or (runtime_version() if runtime == RUNTIME else None),
             threads=threads,
         )
         return table
@@ -612,6 +668,19 @@ def build_parser():
     p.add_argument("--runs-per-round", type=_positive_int, default=5)
     p.add_argument("--quick", action="store_true")
     p.add_argument("--output", required=True, help="the table's .json path")
+    dev = p.add_argument_group("Android device (adb)")
+    dev.add_argument(
+        "--adb",
+        action="store_true",
+        help="time the unit models with benchmark_model on an attached "
+        "device instead of this host (needs --tile)",
+    )
+    dev.add_argument(
+        "--benchmark-model",
+        help="local path of the Android benchmark_model binary",
+    )
+    dev.add_argument("--serial", help="adb device serial")
+    dev.add_argument("--device-runs", type=_positive_int, default=50)
     return p
 
 
@@ -626,7 +695,24 @@ def load_model(name, resolution=None, quick=False):
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    device = None
+    if args.adb:
+        from tflite_bench.adb import device_config
+
+        if args.tile is None:
+            parser.error("--adb needs --tile (tile detection times the host)")
+        try:
+            device = device_config(
+                args.benchmark_model,
+                serial=args.serial,
+                threads=(args.threads,),
+                num_runs=args.device_runs,
+                rounds=args.rounds,
+            )
+        except ValueError as error:
+            parser.error(str(error))
     family, desc, model = load_model(args.model, args.resolution, args.quick)
     print(f"[{family}] {desc}")
     work_dir = os.path.splitext(args.output)[0] + "_models"
@@ -639,6 +725,7 @@ def main(argv=None):
         warmup=args.warmup,
         rounds=args.rounds,
         runs_per_round=args.runs_per_round,
+        device=device,
     )
     table.save(args.output)
     print()

@@ -125,3 +125,40 @@ def test_non_decreasing_keeps_full_width_and_orders_noise():
     assert lt.non_decreasing([1.0, 3.0, 2.0, 4.0]) == [1.0, 2.0, 2.0, 4.0]
     assert lt.non_decreasing([5.0, 1.0, 2.0]) == [1.0, 1.0, 2.0]
     assert lt.non_decreasing([2.0]) == [2.0]
+
+
+def test_table_timed_on_a_device_over_adb(fake_adb, tmp_path, capsys):
+    model_path = str(tmp_path / "tiny.keras")
+    _tiny().save(model_path)
+    binary = tmp_path / "benchmark_model"
+    binary.write_bytes(b"\x7fELF")
+    out = str(tmp_path / "tiny_device.json")
+    argv = ["--model", model_path, "--threads", "1", "--output", out]
+    with pytest.raises(SystemExit) as info:
+        lt.main(argv + ["--adb", "--benchmark-model", str(binary)])
+    assert info.value.code == 2
+    assert "--adb needs --tile" in capsys.readouterr().err
+    device = ["--adb", "--benchmark-model", str(binary), "--tile", "8"]
+    opts = ["--samples", "1", "--rounds", "1", "--device-runs", "5"]
+    assert lt.main(argv + device + opts) == 0
+
+    built_for = json.load(open(out))["built_for"]
+    assert built_for["runtime"] == lt.DEVICE_RUNTIME
+    assert built_for["threads"] == 1
+    assert built_for["runtime_version"] == "benchmark_model"
+    calls = fake_adb()
+    pushed = [c[4] for c in calls if c[2:3] == ["push"]]
+    runs = [c[3] for c in calls if c[2:3] == ["shell"] and "--graph=" in c[3]]
+    # Every unit model, the overhead model and the dense model, once each.
+    assert pushed[0].endswith("/benchmark_model")
+    assert len(runs) == len(pushed) - 1
+    assert any("dense.tflite" in r for r in runs)
+    assert all("--num_threads=1 --use_xnnpack=true" in r for r in runs)
+    assert all("--num_runs=5" in r for r in runs)
+    # A device table is refused as a host table and read as a device one.
+    with pytest.raises(ValueError, match="not for runtime 'ai-edge-litert'"):
+        lt.LatencyTable.load(out, model=_tiny())
+    table = lt.LatencyTable.load(
+        out, model=_tiny(), threads=1, runtime=lt.DEVICE_RUNTIME
+    )
+    assert table.dense_ms > 0
