@@ -125,7 +125,31 @@ def make_plan(
         elif n_chunks > 1 and (chunks is None or n_chunks > chunks.max() + 1):
             chunks = chunk_ids
         multiple = math.lcm(multiple, n_chunks)
+    if partition != "none" and len(partitions) > 1:
+        cells = _common_cells([np.asarray(c) for _, c in partitions])
+        n_chunks = 1 if chunks is None else int(chunks.max()) + 1
+        if cells is not None and int(cells.max()) + 1 > n_chunks:
+            chunks = cells
+            multiple = math.lcm(int(round_to), int(cells.max()) + 1)
     return GroupPlan(group.name, size, lower, multiple, chunks, kept, ties)
+
+
+def _common_cells(partitions):
+    """Chunk ids of the partitions' common refinement, or None.
+
+    Two grouped layers on one group (a `groups=2` producer feeding a
+    `groups=4` consumer) each need equal kept counts in their own chunks;
+    equal counts in every cell of the refinement (channels sharing a chunk
+    in every partition) satisfy both when the cells are of equal size. For
+    unequal cells (partitions that do not nest) None: the widest
+    partition alone is balanced.
+    """
+    keys = np.stack([c.reshape(-1) for c in partitions], axis=1)
+    _, cells = np.unique(keys, axis=0, return_inverse=True)
+    cells = cells.reshape(-1)
+    if len(set(np.bincount(cells).tolist())) != 1:
+        return None
+    return cells
 
 
 def removed_count(ratio, size, rounding="floor"):

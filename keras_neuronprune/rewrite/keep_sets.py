@@ -47,8 +47,8 @@ def resolve_keep(graph, keep):
 
 
 def _uniform_selector(round_to):
-    # `uniform_keep`'s counts floor the removed share and balance the
-    # group's first conv-group partition (see `ChannelSelector`).
+    # `uniform_keep`'s counts floor the removed share and balance every
+    # conv-group partition of the group (see `ChannelSelector`).
     from keras_neuronprune.core.selection import ChannelSelector
 
     return ChannelSelector(round_to=round_to, partition="first")
