@@ -179,19 +179,8 @@ def _main(args):
         if not args.quiet:
             print(message, flush=True)
 
-    if args.quick:
-        data = data_lib.quick_dataset()
-        dataset = "generated"
-    else:
-        data = data_lib.load_dataset(
-            args.dataset, args.data_dir, args.train_subset, args.test_subset
-        )
-        dataset = args.dataset
+    data, dataset, fingerprint, classes = load_data(args)
     x_train, y_train, x_test, y_test = data
-    x_train, x_test = data_lib.normalise(x_train, x_test)
-    data = (x_train, y_train, x_test, y_test)
-    fingerprint = data_lib.fingerprint(*data)
-    classes = int(max(y_train.max(), y_test.max()) + 1)
     budget = {
         "epochs": args.epochs,
         "reg_epochs": args.reg_epochs,
@@ -218,55 +207,8 @@ def _main(args):
     rows, histograms = [], {}
     for model_name in models:
         for seed in seeds:
-            dense_config = {
-                "model": model_name,
-                "width": args.width,
-                "dataset": dataset,
-                "data": fingerprint,
-                "classes": classes,
-                "epochs": args.epochs,
-                "batch_size": args.batch_size,
-                "lr": args.lr,
-                "weight_decay": args.weight_decay,
-                "augment": args.augment,
-                "seed": seed,
-                "keras_neuronprune": knp.__version__,
-            }
-
-            def build(model_name=model_name, seed=seed):
-                keras.utils.set_random_seed(seed)
-                return models_lib.build_model(
-                    model_name, x_train.shape[1:], classes, args.width
-                )
-
-            def train(model, seed=seed):
-                keras.utils.set_random_seed(seed)
-                steps = -(-len(x_train) // args.batch_size)
-                with training.Timer() as t:
-                    training.compile_model(
-                        model, args.lr, args.epochs * steps, args.weight_decay
-                    )
-                    if args.epochs:
-                        model.fit(
-                            training.batches(
-                                x_train, y_train, args.batch_size, seed,
-                                args.augment,
-                            ),
-                            epochs=args.epochs,
-                            verbose=0,
-                        )  # fmt: skip
-                return {
-                    "accuracy": training.accuracy(model, x_test, y_test),
-                    "cpu_s": t.cpu,
-                    "wall_s": t.wall,
-                    "seconds_per_epoch": t.wall / max(1, args.epochs),
-                }
-
-            dense, meta = training.load_or_train_dense(
-                dense_config,
-                build,
-                train,
-                os.path.join(args.results_dir, "cache"),
+            dense, meta = load_dense(
+                args, model_name, seed, data, dataset, fingerprint, classes
             )
             say(
                 f"dense     {model_name:<9} seed {seed}  acc "
@@ -288,33 +230,19 @@ def _main(args):
                         "test": len(x_test),
                         "library": library,
                     }
-                    key = training.config_hash(run_config)
                     tag = f"{model_name}_{method}_{target}_s{seed}"
-                    path = os.path.join(runs_dir, f"{tag}_{key}.json")
-                    row = _load_row(path)
-                    cached = row is not None
-                    if not cached:
-                        row, hist = methods_lib.run(ctx, method, kind, value)
-                        row.update(
-                            {
-                                "dataset": dataset,
-                                "model": model_name,
-                                "method": method,
-                                "target": target,
-                                "target_kind": kind,
-                                "target_value": value,
-                                "seed": seed,
-                                "dense_acc": meta["accuracy"],
-                                "dense_flops": int(base_cost.flops),
-                                "dense_params": int(base_cost.params),
-                                "run_key": key,
-                                "library_hash": library,
-                                "histogram": hist,
-                            }
-                        )
-                        with open(path + ".tmp", "w") as f:
-                            json.dump(row, f, indent=1)
-                        os.replace(path + ".tmp", path)
+                    row, cached = cached_run(
+                        ctx, runs_dir, tag, run_config, method, kind, value,
+                        {
+                            "dataset": dataset,
+                            "model": model_name,
+                            "method": method,
+                            "target": target,
+                            "target_kind": kind,
+                            "target_value": value,
+                            "seed": seed,
+                        },
+                    )  # fmt: skip
                     if row.get("histogram"):
                         histograms[tag] = row["histogram"]
                     rows.append(row)
@@ -336,6 +264,130 @@ def _main(args):
         f"{time.perf_counter() - start:.0f}s"
     )
     return 0
+
+
+def load_data(args):
+    """The benchmark's data: `(data, dataset, fingerprint, classes)`.
+
+    `data` is `(x_train, y_train, x_test, y_test)`, standardised with the
+    training statistics; `--quick` generates it.
+    """
+    if args.quick:
+        data = data_lib.quick_dataset()
+        dataset = "generated"
+    else:
+        data = data_lib.load_dataset(
+            args.dataset, args.data_dir, args.train_subset, args.test_subset
+        )
+        dataset = args.dataset
+    x_train, y_train, x_test, y_test = data
+    x_train, x_test = data_lib.normalise(x_train, x_test)
+    data = (x_train, y_train, x_test, y_test)
+    classes = int(max(y_train.max(), y_test.max()) + 1)
+    return data, dataset, data_lib.fingerprint(*data), classes
+
+
+def load_dense(args, model_name, seed, data, dataset, fingerprint, classes):
+    """The dense checkpoint of one (model, seed): `(model, meta)`.
+
+    Loaded from `<results-dir>/cache` when a checkpoint of the same
+    configuration is there, trained (and cached) otherwise; see
+    `training.load_or_train_dense`.
+    """
+    import keras
+
+    import keras_neuronprune as knp
+    from benchmarks.quality import models as models_lib
+    from benchmarks.quality import training
+
+    x_train, y_train, x_test, y_test = data
+    dense_config = {
+        "model": model_name,
+        "width": args.width,
+        "dataset": dataset,
+        "data": fingerprint,
+        "classes": classes,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "weight_decay": args.weight_decay,
+        "augment": args.augment,
+        "seed": seed,
+        "keras_neuronprune": knp.__version__,
+    }
+
+    def build():
+        keras.utils.set_random_seed(seed)
+        return models_lib.build_model(
+            model_name, x_train.shape[1:], classes, args.width
+        )
+
+    def train(model):
+        keras.utils.set_random_seed(seed)
+        steps = -(-len(x_train) // args.batch_size)
+        with training.Timer() as t:
+            training.compile_model(
+                model, args.lr, args.epochs * steps, args.weight_decay
+            )
+            if args.epochs:
+                model.fit(
+                    training.batches(
+                        x_train, y_train, args.batch_size, seed, args.augment
+                    ),
+                    epochs=args.epochs,
+                    verbose=0,
+                )
+        return {
+            "accuracy": training.accuracy(model, x_test, y_test),
+            "cpu_s": t.cpu,
+            "wall_s": t.wall,
+            "seconds_per_epoch": t.wall / max(1, args.epochs),
+        }
+
+    return training.load_or_train_dense(
+        dense_config, build, train, os.path.join(args.results_dir, "cache")
+    )
+
+
+def cached_run(ctx, runs_dir, tag, run_config, method, kind, value, fields):
+    """One method's row: read from `runs_dir` if done before, else run.
+
+    Args:
+        ctx: the `methods.Context` of the (model, seed).
+        runs_dir: folder of the finished runs' JSON files.
+        tag: readable part of the file name.
+        run_config: dict of everything that defines the run (hashed into
+            the file name, so a changed setting runs again).
+        method, kind, value: as `methods.run` takes them.
+        fields: extra entries of the row (dataset, model, target...).
+
+    Returns:
+        `(row, cached)`.
+    """
+    from benchmarks.quality import methods as methods_lib
+    from benchmarks.quality import training
+
+    key = training.config_hash(run_config)
+    path = os.path.join(runs_dir, f"{tag}_{key}.json")
+    row = _load_row(path)
+    if row is not None:
+        return row, True
+    row, hist = methods_lib.run(ctx, method, kind, value)
+    row.update(fields)
+    row.update(
+        {
+            "dense_acc": ctx.dense_meta["accuracy"],
+            "dense_flops": int(ctx.base_cost.flops),
+            "dense_params": int(ctx.base_cost.params),
+            "run_key": key,
+            "library_hash": run_config.get("library"),
+            "histogram": hist,
+        }
+    )
+    with open(path + ".tmp", "w") as f:
+        json.dump(row, f, indent=1)
+    os.replace(path + ".tmp", path)
+    return row, False
 
 
 def _load_row(path):

@@ -100,6 +100,8 @@ class Context:
         self.steps = int(np.ceil(len(self.x_train) / args.batch_size))
         self._uniform = {}
         self._groups = None
+        # Set for "latency" targets (`benchmarks.latency_quality`).
+        self.latency_table = None
 
     def groups(self):
         import keras_neuronprune as knp
@@ -203,9 +205,12 @@ def _criterion(name, kind, value, ctx, reg_steps):
     return name, extra
 
 
-def _target_kwargs(kind, value):
+def _target_kwargs(kind, value, ctx):
     if kind == "flops":
         return {"flops_pruning_ratio": 1.0 - value}
+    if kind == "latency":
+        # `value` is the kept share of the dense latency per the table.
+        return {"target_latency": value, "latency_table": ctx.latency_table}
     return {"pruning_ratio": value}
 
 
@@ -302,7 +307,7 @@ def _run_criterion(ctx, method, kind, value, row):
         else _never,
         data=ctx.calibration() if needs_data else None,
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        **_target_kwargs(kind, value),
+        **_target_kwargs(kind, value, ctx),
         **extra,
     )
     training.compile_model(
@@ -348,6 +353,10 @@ def _run_criterion(ctx, method, kind, value, row):
     row["pruned_ratio"] = float(
         pruned.controller.summary_scalars(pruned)["pruning_ratio"]
     )
+    row["kept_counts"] = {
+        name: int(count)
+        for name, count in pruned.controller.kept_counts(pruned).items()
+    }
     return knp.strip_pruning(pruned), hist
 
 
