@@ -346,3 +346,50 @@ def test_read_layer_table_parses_levels():
         "utils.features": 1,
         "layers": 0,
     }
+
+
+# Private Keras access lives in one module (issue 10): if a Keras release
+# renames its internals, only `graph/_keras_graph.py` changes.
+
+PRIVATE_KERAS_MODULE = "keras_neuronprune.graph._keras_graph"
+_PRIVATE_KERAS = re.compile(
+    r"\bkeras\s*\.\s*src\b|\bfrom\s+keras\s+import\s+(\(\s*)?([\w\s,]*,\s*)?src\b"
+)
+
+
+def private_keras_lines(source):
+    """Line numbers of `source` that name `keras.src` (code or strings)."""
+    return [
+        number
+        for number, line in enumerate(source.splitlines(), start=1)
+        if _PRIVATE_KERAS.search(line)
+    ]
+
+
+def test_private_keras_is_touched_only_by_keras_graph():
+    modules = package_modules(ROOT / PACKAGE)
+    assert PRIVATE_KERAS_MODULE in modules
+    found = {
+        name: lines
+        for name, path in modules.items()
+        if name != PRIVATE_KERAS_MODULE
+        and (lines := private_keras_lines(path.read_text()))
+    }
+    assert not found, (
+        "private Keras (`keras.src`) outside graph/_keras_graph.py; add an "
+        f"accessor there and import it (module: line numbers): {found}"
+    )
+
+
+def test_private_keras_lines_finds_every_spelling():
+    source = (
+        "import keras\n"
+        "from keras.src.ops import numpy\n"
+        "import keras.src.layers as kl\n"
+        'NAME = "keras.src.layers.Dense"\n'
+        "from keras import src\n"
+        "from keras import ops, src\n"
+        "from keras import ops\n"
+        'NAME = "keras_hub.src.models.Gemma"\n'
+    )
+    assert private_keras_lines(source) == [2, 3, 4, 5, 6]

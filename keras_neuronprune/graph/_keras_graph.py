@@ -9,6 +9,7 @@ private attributes; if a Keras release renames them, only this file changes.
 """
 
 import collections
+import inspect
 import weakref
 
 import keras
@@ -26,6 +27,8 @@ __all__ = [
     "inlined_graph",
     "is_functional",
     "is_sequential",
+    "ops_classes",
+    "rebuild_from_config",
     "run_through_graph",
     "tensor_producer",
     "trace_failure",
@@ -153,6 +156,11 @@ def inlined_graph(functional):
     Returns `functional` itself when no custom layer (in it or in a nested
     model) can be traced.
     """
+    from keras_neuronprune.graph.attention_handlers import (
+        register_library_handlers,
+    )
+
+    register_library_handlers()
     version = _registry_version()
     try:
         cached = _INLINED.get(functional)
@@ -261,7 +269,9 @@ def _trace(layer, nodes):
         (first.arguments.args, first.arguments.kwargs), flat
     )
     try:
-        outputs = layer.call(*args, **kwargs)
+        with _trace_adapter(layer):
+            outputs = layer.call(*args, **kwargs)
+        outputs = _no_pass_through(outputs, inputs)
         nested = keras.Model(
             inputs[0] if len(inputs) == 1 else inputs,
             outputs,
@@ -269,10 +279,32 @@ def _trace(layer, nodes):
         )
     except Exception as e:  # noqa: BLE001 (any failure means "opaque")
         message = str(e).strip().splitlines()[0][:200] if str(e) else ""
+        if "None" in message and any(None in s for s in shapes):
+            return None, (
+                f"custom layer {name} computes a tensor from a size that is "
+                f"unknown in the graph (input shapes {shapes}; e.g. a causal "
+                "mask built from `ops.shape`), which a symbolic trace cannot "
+                f"do ({type(e).__name__}: {message}); call it on inputs of "
+                "fixed batch and sequence size, or describe it with "
+                "keras_neuronprune.register_layer_handler"
+            )
         return None, (
             f"custom layer {name} could not be traced on symbolic inputs "
             f"({type(e).__name__}: {message}); describe it with "
             "keras_neuronprune.register_layer_handler"
+        )
+    for _ in range(4):
+        if not _resolve_unknown_reshapes(nested):
+            break
+        # Re-run the graph so that the sizes now known reach later ops.
+        fresh = [
+            keras.Input(batch_shape=x.shape, dtype=x.dtype, name=x.name)
+            for x in inputs
+        ]
+        nested = keras.Model(
+            fresh[0] if len(fresh) == 1 else fresh,
+            nested._run_through_graph(fresh, operation_fn=lambda op: op),
+            name=layer.name,
         )
     for node in _all_nodes(nested):
         for x in keras.tree.flatten(
@@ -295,6 +327,228 @@ def _trace(layer, nodes):
             f"custom layer {name} traces to outputs {got} instead of {expected}"
         )
     return inlined_graph(nested), None
+
+
+class _trace_adapter:
+    """Context in which a known library layer's call can be traced.
+
+    Some keras-hub blocks compute a tensor from Python sizes read with
+    `ops.shape` (a causal mask from the batch and sequence sizes), which a
+    symbolic input with unknown sizes cannot give. For the classes of
+    `_TRACE_ADAPTERS`, that one computation is replaced, during the trace
+    only, by the same tensor computed with `keras.ops` from a tensor of
+    the call, so it is recorded in the graph and runs at any size.
+    """
+
+    def __init__(self, layer):
+        self.layer = layer
+        self.patched = []
+
+    def __enter__(self):
+        self.classes = _omit_none_arguments(self.layer)
+        for cls in type(self.layer).__mro__:
+            adapter = _TRACE_ADAPTERS.get(
+                f"{cls.__module__}.{cls.__qualname__}"
+            )
+            if adapter is not None:
+                for name, method in adapter(self.layer).items():
+                    object.__setattr__(self.layer, name, method)
+                    self.patched.append(name)
+                break
+        return self
+
+    def __exit__(self, *exc):
+        for name in self.patched:
+            object.__delattr__(self.layer, name)
+        for cls, own in self.classes:
+            if own is None:
+                del cls.__call__
+            else:
+                cls.__call__ = own
+        return False
+
+
+def _omit_none_arguments(layer):
+    """Lets `layer`'s sublayers be called on symbolic tensors in a trace.
+
+    A sublayer whose `compute_output_spec` takes fewer arguments than its
+    `call` (keras-hub's `CachedMultiHeadAttention`: `cache=None`) works
+    inside a normal symbolic call, which runs `call` on backend tensors,
+    but not when the trace calls it on `KerasTensor`s. While tracing, such
+    arguments are left out of the call when they are None (their default),
+    so the recorded node does not hold them either. Returns the patched
+    classes with their own previous `__call__` (None if inherited).
+    """
+    patched = []
+    seen = set()
+    for sub in layer._flatten_layers(include_self=False, recursive=True):
+        cls = type(sub)
+        if cls in seen or "__call__" in vars(cls) and _is_omitting(cls):
+            continue
+        seen.add(cls)
+        spec = getattr(cls, "compute_output_spec", None)
+        if spec is None or spec is keras.layers.Layer.compute_output_spec:
+            continue
+        try:
+            accepted = inspect.signature(spec).parameters
+            called = inspect.signature(cls.call).parameters
+        except (TypeError, ValueError):
+            continue
+        if any(p.kind is p.VAR_KEYWORD for p in accepted.values()):
+            continue
+        omitted = tuple(
+            name
+            for name, p in called.items()
+            if name not in accepted
+            and name not in ("self", "training", "mask")
+            and p.default is None
+        )
+        if not omitted:
+            continue
+        own = vars(cls).get("__call__")
+        cls.__call__ = _omitting_call(cls.__call__, omitted)
+        patched.append((cls, own))
+    return patched
+
+
+def _is_omitting(cls):
+    return getattr(vars(cls)["__call__"], "_omits_none", False)
+
+
+def _omitting_call(call, omitted):
+    def __call__(self, *args, **kwargs):
+        for name in omitted:
+            if name in kwargs and kwargs[name] is None:
+                del kwargs[name]
+        return call(self, *args, **kwargs)
+
+    __call__._omits_none = True
+    return __call__
+
+
+def _runtime_causal_mask(reference):
+    """`(batch, n, n)` booleans `i >= j`, sized from `reference` at run time.
+
+    `reference` is a `(batch, n)` padding mask or a `(batch, n, d)`
+    sequence; positions are the cumulative sum of ones shaped like it, so
+    no size is read in Python.
+    """
+    ops = keras.ops
+    if len(reference.shape) > 2:
+        reference = ops.sum(
+            reference, axis=tuple(range(2, len(reference.shape)))
+        )
+    positions = ops.cumsum(ops.cast(ops.ones_like(reference), "int32"), axis=1)
+    return ops.greater_equal(
+        ops.expand_dims(positions, 2), ops.expand_dims(positions, 1)
+    )
+
+
+def _decoder_mask_adapter(layer):
+    # keras-hub `TransformerDecoder._compute_self_attention_mask`: the
+    # padding/attention mask merge stays as it is; the causal part, built
+    # from `ops.shape` sizes, is recorded from a tensor instead.
+    original = layer._compute_self_attention_mask
+
+    def compute(
+        decoder_sequence,
+        decoder_padding_mask,
+        decoder_attention_mask,
+        use_causal_mask,
+        self_attention_cache,
+        self_attention_cache_update_index,
+    ):
+        sizes_known = None not in tuple(decoder_sequence.shape)[:2]
+        if (
+            not use_causal_mask
+            or self_attention_cache is not None
+            or sizes_known
+        ):
+            return original(
+                decoder_sequence=decoder_sequence,
+                decoder_padding_mask=decoder_padding_mask,
+                decoder_attention_mask=decoder_attention_mask,
+                use_causal_mask=use_causal_mask,
+                self_attention_cache=self_attention_cache,
+                self_attention_cache_update_index=(
+                    self_attention_cache_update_index
+                ),
+            )
+        merged = original(
+            decoder_sequence=decoder_sequence,
+            decoder_padding_mask=decoder_padding_mask,
+            decoder_attention_mask=decoder_attention_mask,
+            use_causal_mask=False,
+            self_attention_cache=None,
+            self_attention_cache_update_index=None,
+        )
+        reference = decoder_sequence
+        if decoder_padding_mask is not None:
+            reference = decoder_padding_mask
+        causal = _runtime_causal_mask(reference)
+        if merged is None:
+            return causal
+        return keras.ops.minimum(merged, causal)
+
+    return {"_compute_self_attention_mask": compute}
+
+
+_TRACE_ADAPTERS = {
+    "keras_hub.src.layers.modeling.transformer_decoder.TransformerDecoder": (
+        _decoder_mask_adapter
+    ),
+}
+
+
+def _resolve_unknown_reshapes(nested):
+    """Makes reshapes written from `ops.shape` runnable on real tensors.
+
+    `ops.reshape(x, (B, H, W, C))` with `B, ... = ops.shape(x)` records the
+    target `(None, H, W, C)` when the batch is unknown, which only a
+    symbolic tensor accepts. Where the batch is the only unknown size and
+    the input's other sizes are known, the target becomes `(-1, H, W, C)`
+    (with any `-1` among the other sizes worked out from the input).
+    """
+    from keras.src.ops import numpy as knp
+
+    changed = False
+    for node in _all_nodes(nested):
+        op = node.operation
+        if not isinstance(op, knp.Reshape) or not node.input_tensors:
+            continue
+        target = tuple(op.newshape)
+        if None not in target:
+            continue
+        shape = tuple(node.input_tensors[0].shape)
+        rest = [d for d in target[1:]]
+        if target[0] is not None or None in rest or None in shape[1:]:
+            continue
+        total = 1
+        for d in shape[1:]:
+            total *= int(d)
+        if -1 in rest:
+            known = 1
+            for d in rest:
+                known *= int(d) if d != -1 else 1
+            if known == 0 or total % known or rest.count(-1) > 1:
+                continue
+            rest[rest.index(-1)] = total // known
+        op.newshape = (-1, *rest)
+        changed = True
+    return changed
+
+
+def _no_pass_through(outputs, inputs):
+    """`outputs` with each input returned as is wrapped in an Identity.
+
+    A call that returns its input unchanged (DropPath at inference) would
+    make a model `Model(x, x)`; calling that makes the caller's tensor its
+    own producer (a cycle in the outer graph).
+    """
+    ids = {id(x) for x in inputs}
+    return keras.tree.map_structure(
+        lambda t: keras.layers.Identity()(t) if id(t) in ids else t, outputs
+    )
 
 
 def _all_nodes(graph):
@@ -442,6 +696,33 @@ def shape_ops():
     return found
 
 
+def ops_classes(module, names):
+    """`{name: class}` of the raw `keras.ops` classes of one ops module.
+
+    Args:
+        module: the name of a module of `keras.src.ops` (`"numpy"`, `"nn"`,
+            `"core"`, `"math"`...).
+        names: class names to look up; a name this Keras release lacks (or
+            re-exports from another module) is skipped.
+
+    Returns:
+        dict mapping each name found to its (private) op class.
+    """
+    import importlib
+
+    mod = importlib.import_module(f"keras.src.ops.{module}")
+    found = {}
+    for name in names:
+        cls = getattr(mod, name, None)
+        if (
+            isinstance(cls, type)
+            and cls.__name__ == name
+            and cls.__module__ == mod.__name__
+        ):
+            found[name] = cls
+    return found
+
+
 def trusted_deserialization():
     """Context in which `from_config` may rebuild Lambda layers.
 
@@ -452,6 +733,64 @@ def trusted_deserialization():
     from keras.src.saving.serialization_lib import SafeModeScope
 
     return SafeModeScope(False)
+
+
+# Keys every layer config holds that `Layer.__init__` takes as kwargs.
+_BASE_LAYER_KEYS = (
+    "name",
+    "trainable",
+    "dtype",
+    "autocast",
+    "input_shape",
+    "batch_input_shape",
+    "input_dim",
+    "activity_regularizer",
+)
+
+
+def rebuild_from_config(layer, config):
+    """A new layer of `layer`'s class made from `config`.
+
+    Some library layers write keys into `get_config` that their `__init__`
+    does not take (keras-hub's `ViTPatchingAndEmbedding` writes the derived
+    `num_patches`, `num_positions`), so `from_config` fails on their own
+    config. Such a layer is rebuilt from the keys its constructors accept;
+    the rebuilder then sets the original weights, whose shapes check that
+    the rebuilt layer is the same.
+
+    Raises:
+        ValueError: naming the layer, if neither config can rebuild it.
+    """
+    import inspect
+
+    cls = layer.__class__
+    with trusted_deserialization():
+        try:
+            return cls.from_config(config)
+        except (TypeError, ValueError) as error:
+            first = error
+        accepted = set(_BASE_LAYER_KEYS)
+        takes_any = False
+        for klass in cls.__mro__:
+            if klass is keras.layers.Layer or "__init__" not in vars(klass):
+                continue
+            params = inspect.signature(klass.__init__).parameters.values()
+            accepted.update(p.name for p in params)
+            takes_any = takes_any or any(
+                p.kind is p.VAR_KEYWORD for p in params
+            )
+        kept = {k: v for k, v in config.items() if k in accepted}
+        if takes_any and len(kept) < len(config):
+            try:
+                return cls.from_config(kept)
+            except (TypeError, ValueError):
+                pass
+    message = str(first).splitlines()[0][:300] if str(first) else ""
+    raise ValueError(
+        f"Layer '{layer.name}' ({cls.__name__}) cannot be rebuilt from its "
+        f"own `get_config()` ({type(first).__name__}: {message}); make its "
+        "config round-trip or add it to `ignored_layers`"
+    ) from first
 
 
 # Per-call shapes, used by the cost counter.

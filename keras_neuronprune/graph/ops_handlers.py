@@ -11,8 +11,6 @@ whose thinned version needs other arguments (a reshape to an explicit
 channel count) is rebuilt by `rebuild_operation`.
 """
 
-import importlib
-
 import numpy as np
 
 from keras_neuronprune.graph import _keras_graph as kg
@@ -312,7 +310,9 @@ class ElementwiseOpHandler(ChannelwiseHandler):
 _OP_FLOPS = (
     (ff.one_per_element, "numpy", (
         "Add", "Subtract", "Multiply", "Divide", "TrueDivide", "Maximum",
-        "Minimum", "Power", "Negative", "Log", "Reciprocal",
+        "Minimum", "Power", "Negative", "Log", "Reciprocal", "Cumsum",
+        "Greater", "GreaterEqual", "Less", "LessEqual", "Equal", "NotEqual",
+        "LogicalAnd", "LogicalOr", "LogicalNot",
     )),
     (ff.two_per_element, "numpy", ("Clip",)),
     (ff.matmul_op_flops, "numpy", ("Matmul",)),
@@ -357,30 +357,13 @@ _ACTIVATION_OPS = {
 }
 
 
-def _ops_classes(module, names):
-    """`{name: class}` of the `keras.ops` classes `keras.src.ops.<module>`
-    defines under those names (private Keras classes, like
-    `_keras_graph.shape_ops`; a name Keras lacks is skipped)."""
-    mod = importlib.import_module(f"keras.src.ops.{module}")
-    found = {}
-    for name in names:
-        cls = getattr(mod, name, None)
-        if (
-            isinstance(cls, type)
-            and cls.__name__ == name
-            and cls.__module__ == mod.__name__
-        ):
-            found[name] = cls
-    return found
-
-
 def _op_rules():
     """`{op class: FLOP rule}` for the raw ops that have one."""
     rules = {}
     for rule, module, names in _OP_FLOPS:
-        for cls in _ops_classes(module, names).values():
+        for cls in kg.ops_classes(module, names).values():
             rules[cls] = rule
-    nn = _ops_classes("nn", _ACTIVATION_OPS)
+    nn = kg.ops_classes("nn", _ACTIVATION_OPS)
     for name, cls in nn.items():
         rules[cls] = ff.activation_op_rule(_ACTIVATION_OPS[name])
     return rules

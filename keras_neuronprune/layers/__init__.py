@@ -57,6 +57,9 @@ from keras_neuronprune.layers.masked_depthwise_conv1d import (
 from keras_neuronprune.layers.masked_depthwise_conv2d import (
     MaskedDepthwiseConv2D,
 )
+from keras_neuronprune.layers.masked_multi_head_attention import (
+    MaskedMultiHeadAttention,
+)
 from keras_neuronprune.layers.masked_separable_conv2d import (
     MaskedSeparableConv2D,
 )
@@ -88,6 +91,7 @@ __all__ = [
     "MaskedConv2D",
     "MaskedConv3D",
     "MaskedDense",
+    "MaskedMultiHeadAttention",
     "MaskedDepthwiseConv1D",
     "MaskedDepthwiseConv2D",
     "MaskedLayerMixin",

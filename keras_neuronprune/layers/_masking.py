@@ -36,7 +36,7 @@ from keras_neuronprune.layers._kernel_mask import make_mask_ste
 
 OUTPUT_MASK = "output_mask"
 INPUT_MASK = "input_mask"
-CHANNEL_MASK_NAMES = (OUTPUT_MASK, INPUT_MASK)
+CHANNEL_MASK_NAMES = (OUTPUT_MASK, INPUT_MASK, "head_mask")
 MASK_WEIGHT_NAMES = CHANNEL_MASK_NAMES + KERNEL_MASK_NAMES
 KERNEL_MASK_OPTIONS = (
     "learned_mask",

@@ -25,6 +25,9 @@ from keras_neuronprune.layers.masked_depthwise_conv1d import (
 from keras_neuronprune.layers.masked_depthwise_conv2d import (
     MaskedDepthwiseConv2D,
 )
+from keras_neuronprune.layers.masked_multi_head_attention import (
+    MaskedMultiHeadAttention,
+)
 from keras_neuronprune.layers.masked_separable_conv2d import (
     MaskedSeparableConv2D,
 )
@@ -119,5 +122,6 @@ for _masked in (
     MaskedSeparableConv2D,
     MaskedDense,
     MaskedBatchNormalization,
+    MaskedMultiHeadAttention,
 ):
     register_masked_layer(_masked.parent_class, _masked)

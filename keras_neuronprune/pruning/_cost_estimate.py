@@ -2,7 +2,8 @@
 
 For every layer touched by a prunable group, the cost after pruning is
 its original cost times the kept fraction of its output channels and, for
-layers that mix channels (Conv, Dense), of its input channels too. This is
+layers that mix channels (Conv, Dense), of its input channels too (and, for
+attention layers, of their heads). This is
 exact for the bulk of the cost (kernels, per-channel layers) and off only
 by bias-like terms, so the `target_flops` search runs on it and checks
 the final answer against `count_cost` of the thinned model.
@@ -31,10 +32,15 @@ class CostEstimator:
         for g in groups:
             for m in g.members:
                 entry = touches.setdefault(
-                    m.layer, {"in": [], "out": [], "mixing": False}
+                    m.layer,
+                    {"in": [], "out": [], "internal": [], "mixing": False},
                 )
                 r = int(np.asarray(m.channels).reshape(g.size, -1).shape[1])
-                if m.role == "output":
+                if m.role == "internal":
+                    # Attention heads: every projection and the attention
+                    # itself scale with the kept share of the heads.
+                    entry["internal"].append(index[g.name])
+                elif m.role == "output":
                     entry["out"].append((index[g.name], r))
                 elif m.input_index == 0:
                     entry["in"].append((index[g.name], r))
@@ -77,6 +83,8 @@ class CostEstimator:
                 factor = out_frac
             else:
                 factor = in_frac
+            for g in entry["internal"]:
+                factor *= kept[g] / self.sizes[g]
             params += p * factor
             flops += f * factor
         return params, flops

@@ -21,6 +21,8 @@ from keras_neuronprune.core.surgery import copy_weights
 from keras_neuronprune.core.surgery import iter_layers
 from keras_neuronprune.core.surgery import iter_operations
 from keras_neuronprune.graph import _keras_graph as kg
+from keras_neuronprune.graph.attention_handlers import HEADS
+from keras_neuronprune.graph.attention_handlers import INTERNAL
 from keras_neuronprune.layers import GATE_SUFFIX
 from keras_neuronprune.layers import BoundedBatchNormalization
 from keras_neuronprune.layers import ChannelGate
@@ -29,6 +31,14 @@ from keras_neuronprune.layers._masking import MaskedLayerMixin
 
 PRUNING_LAYERS = (MaskedLayerMixin, BoundedBatchNormalization, ChannelGate)
 INPUT_GATE_SUFFIX = "_input_mask"
+# Mask-target kind of attention heads: the `head_mask` of a
+# `MaskedMultiHeadAttention`.
+HEADS_TARGET = "heads"
+
+
+def is_head_member(member):
+    """Whether `member` is the heads of an attention layer (whole heads)."""
+    return member.role == INTERNAL and member.input_index == HEADS
 
 
 def check_not_pruned(model):
@@ -112,6 +122,12 @@ def make_plan(model, groups, bounded_bn, gates_after_bn):
                 and masked.has_input_mask
             ):
                 plan.swap.setdefault(m.layer, "masked")
+    # Attention heads have no tensor: the head mask of the masked layer is
+    # the only place where they can be removed.
+    for group in groups:
+        for m in group.members:
+            if is_head_member(m):
+                plan.swap[m.layer] = "masked"
     for group in groups:
         has_consumer = any(
             m.role == "input" and m.kind == "consumer" for m in group.members
@@ -139,7 +155,9 @@ def make_plan(model, groups, bounded_bn, gates_after_bn):
         for m in group.members:
             layer = layers[m.layer]
             swap = plan.swap.get(m.layer)
-            if m.role == "output":
+            if is_head_member(m):
+                items.append((m.layer, HEADS_TARGET, m.channels))
+            elif m.role == "output":
                 if swap is not None:
                     items.append((m.layer, "output", m.channels))
                 if m.layer in plan.gate_after:

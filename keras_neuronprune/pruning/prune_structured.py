@@ -42,6 +42,7 @@ def prune_structured(
     input_shape=None,
     target_latency=None,
     latency_table=None,
+    head_pruning_ratio=None,
     **kwargs,
 ):
     """Wraps `model` for training-time channel (structured) pruning.
@@ -63,6 +64,17 @@ def prune_structured(
     `min_channels` channels and `(1 - max_pruning_ratio)` of its channels,
     keeps a multiple of `round_to` (and the same count in every conv-group
     of a grouped convolution) unless it keeps everything.
+
+    Attention heads of `keras.layers.MultiHeadAttention` are channel
+    groups too (`"<layer>/heads"`, one channel per head): the layer becomes
+    a `MaskedMultiHeadAttention`, the criterion scores whole heads (`"l1"`,
+    `"l2"`: the norms of each head's query, key and value weights;
+    `"random"`), and a removed head is masked out of the value projection,
+    which is exactly what removing it computes; `strip_pruning` then
+    lowers `num_heads`. Criteria that read BatchNormalization or gates
+    (`"rni"`, `"bn_scale"`, `"taylor"`...) cannot measure heads: those
+    keep all their heads, with a warning. `head_pruning_ratio` sets the
+    heads' ratio apart from the channels'.
 
     Args:
         model: a functional or Sequential Keras model (not already pruned).
@@ -129,6 +141,10 @@ def prune_structured(
             runtime (`python -m tflite_bench latency-table`): a JSON path,
             its dict or a `tflite_bench.latency_table.LatencyTable`. A
             table built for another model or input size is refused.
+        head_pruning_ratio: fraction of the heads to remove in every
+            attention-head group, in [0, 1), instead of `pruning_ratio`
+            (Torch-Pruning's `head_pruning_ratio`; 0 keeps every head).
+            `pruning_ratio_dict` entries of a head group win over it.
         **kwargs: deprecated spellings, accepted for one release with a
             `DeprecationWarning`: `target_flops` (the fraction of FLOPs to
             keep, in (0, 1]; read as `flops_pruning_ratio = 1 -
@@ -163,15 +179,8 @@ def prune_structured(
         arXiv:2204.06404; Fang et al., "DepGraph: Towards Any Structural
         Pruning", arXiv:2301.12900.
     """
-    from keras_neuronprune.graph import channel_groups
 
-    if not isinstance(model, keras.Model):
-        raise ValueError(
-            "`model` must be a functional or Sequential keras.Model. "
-            f"Received: model={model!r}"
-        )
-    functional = kg.as_functional(model)
-    _surgery.check_not_pruned(model)
+    functional = _check_model(model)
     criterion_name, criterion = _resolve_criterion(criterion)
     from keras_neuronprune.utils.gradients import check_backend_support
 
@@ -181,7 +190,9 @@ def prune_structured(
     latency = _latency_target_of(
         target_latency, latency_table, pruning_ratio, flops
     )
-    _check_targets(pruning_ratio, flops or latency, pruning_ratio_dict)
+    _check_targets(
+        pruning_ratio, flops or latency, pruning_ratio_dict, head_pruning_ratio
+    )
     if min_channels is None:
         min_channels = 1
     global_pruning = _check_options(
@@ -195,18 +206,14 @@ def prune_structured(
         data=data,
     )
 
-    all_groups = channel_groups(model, allow_inexact=allow_inexact)
-    layer_paths = dict(_surgery.iter_layers(functional, graph=True))
-    groups = _prunable_groups(all_groups, ignored_layers, layer_paths)
-    ratio_dict = _resolve_ratio_dict(
-        pruning_ratio_dict, all_groups, groups, layer_paths
+    groups, ratio_dict = _groups_and_ratios(
+        model,
+        functional,
+        allow_inexact,
+        ignored_layers,
+        pruning_ratio_dict,
+        head_pruning_ratio,
     )
-    if not groups:
-        reasons = sorted({g.reason for g in all_groups if g.reason})[:5]
-        raise ValueError(
-            f"Model {model.name!r} has no prunable channel group (after "
-            f"`ignored_layers`). Reasons: {reasons}"
-        )
 
     needs = _criterion_needs(criterion, criterion_name)
     plan, targets = _surgery.make_plan(
@@ -262,15 +269,69 @@ def prune_structured(
     pruned = PrunedModel(
         clone.input, clone.output, name=model.name, controller=controller
     )
-    unsupported = controller.unsupported_groups(pruned)
-    if unsupported:
-        warnings.warn(
-            f"Criterion {criterion_name!r} cannot measure channel group(s) "
-            f"{sorted(unsupported)}; they keep all their channels. Add them "
-            "to `ignored_layers` to silence this warning.",
-            stacklevel=2,
-        )
+    _warn_unsupported(
+        controller.unsupported_groups(pruned), groups, criterion_name
+    )
     return pruned
+
+
+def _check_model(model):
+    """The functional form of `model`; refuses what cannot be pruned."""
+    if not isinstance(model, keras.Model):
+        raise ValueError(
+            "`model` must be a functional or Sequential keras.Model. "
+            f"Received: model={model!r}"
+        )
+    functional = kg.as_functional(model)
+    _surgery.check_not_pruned(model)
+    return functional
+
+
+def _groups_and_ratios(
+    model,
+    functional,
+    allow_inexact,
+    ignored_layers,
+    pruning_ratio_dict,
+    head_pruning_ratio,
+):
+    """The prunable groups and the per-group ratios; refuses a model
+    with no prunable group, naming why."""
+    from keras_neuronprune.graph import channel_groups
+
+    all_groups = channel_groups(model, allow_inexact=allow_inexact)
+    layer_paths = dict(_surgery.iter_layers(functional, graph=True))
+    groups = _prunable_groups(all_groups, ignored_layers, layer_paths)
+    ratio_dict = _resolve_ratio_dict(
+        pruning_ratio_dict, all_groups, groups, layer_paths
+    )
+    ratio_dict = _with_head_ratio(ratio_dict, groups, head_pruning_ratio)
+    if not groups:
+        reasons = sorted({g.reason for g in all_groups if g.reason})[:5]
+        raise ValueError(
+            f"Model {model.name!r} has no prunable channel group (after "
+            f"`ignored_layers`). Reasons: {reasons}"
+        )
+    return groups, ratio_dict
+
+
+def _warn_unsupported(unsupported, groups, criterion_name):
+    """Warns about the groups the criterion cannot measure."""
+    if not unsupported:
+        return
+    heads = sorted(set(_head_groups(groups)) & unsupported)
+    note = (
+        f" Attention heads {heads} are measured by 'l1', 'l2' and "
+        "'random' only."
+        if heads
+        else ""
+    )
+    warnings.warn(
+        f"Criterion {criterion_name!r} cannot measure channel group(s) "
+        f"{sorted(unsupported)}; they keep all their channels.{note} "
+        "Add them to `ignored_layers` to silence this warning.",
+        stacklevel=3,
+    )
 
 
 class _FlopsTarget:
@@ -415,22 +476,31 @@ def _check_options(criterion_name, criterion, **options):
 
 
 def _prunable_groups(all_groups, ignored_layers, layer_paths):
-    """The prunable groups left after `ignored_layers` and attention heads."""
+    """The prunable groups left after `ignored_layers` and attention dims.
+
+    Head groups (`"<attention layer>/heads"`) are pruned through the head
+    mask of the layer's masked class (`MaskedMultiHeadAttention`); head
+    dimensions (`prune="head_dim"`) and heads of attention layers without
+    a masked class are left whole, with a warning.
+    """
     ignored = _resolve_ignored(ignored_layers, layer_paths, all_groups)
-    # Attention heads are thinned one-shot (`thin_model`) but have no
-    # masked layer for training-time pruning yet: leave them whole.
-    heads = sorted(
-        g.name
-        for g in all_groups
-        if g.prunable
-        and g.name not in ignored
-        and any(m.role == "internal" for m in g.members)
-    )
-    if heads:
+    whole = {}
+    for g in all_groups:
+        if not g.prunable or g.name in ignored:
+            continue
+        internal = [m for m in g.members if m.role == "internal"]
+        if not internal:
+            continue
+        reason = _untrainable_heads(internal, layer_paths)
+        if reason:
+            whole[g.name] = reason
+    if whole:
+        details = "; ".join(f"{n!r}: {r}" for n, r in sorted(whole.items()))
         warnings.warn(
-            f"Attention-head groups {heads} are not pruned during training "
-            "(no masked attention layer yet); they keep all their heads. "
-            "Thin them one-shot with `keras_neuronprune.thin_model`.",
+            f"Attention group(s) {sorted(whole)} are not pruned during "
+            f"training and keep all their channels ({details}). Thin them "
+            "one-shot with `keras_neuronprune.thin_model`, or add them to "
+            "`ignored_layers` to silence this warning.",
             stacklevel=3,
         )
     return [
@@ -438,10 +508,39 @@ def _prunable_groups(all_groups, ignored_layers, layer_paths):
         for g in all_groups
         if g.prunable
         and g.name not in ignored
-        and g.name not in heads
+        and g.name not in whole
         and not any(
             m.role == "output" and m.layer in ignored for m in g.members
         )
+    ]
+
+
+def _untrainable_heads(internal, layer_paths):
+    """Why internal attention members cannot be masked, or None."""
+    from keras_neuronprune.layers import masked_class_for
+
+    for m in internal:
+        if not _surgery.is_head_member(m):
+            return (
+                "head dimensions (prune='head_dim') have no training-time "
+                "mask; prune whole heads (the default) instead"
+            )
+        masked = masked_class_for(layer_paths.get(m.layer))
+        if masked is None or not hasattr(masked, "set_head_mask"):
+            layer = layer_paths.get(m.layer)
+            return (
+                f"layer {m.layer!r} ({type(layer).__name__}) has no masked "
+                "class with a head mask"
+            )
+    return None
+
+
+def _head_groups(groups):
+    """Names of the attention-head groups among `groups`."""
+    return [
+        g.name
+        for g in groups
+        if any(_surgery.is_head_member(m) for m in g.members)
     ]
 
 
@@ -535,13 +634,36 @@ def _criterion_needs(criterion, name):
     return needs
 
 
-def _check_targets(pruning_ratio, flops, pruning_ratio_dict):
-    if pruning_ratio is None and flops is None and not (pruning_ratio_dict):
+def _with_head_ratio(ratio_dict, groups, head_pruning_ratio):
+    """`ratio_dict` plus `head_pruning_ratio` for the other head groups."""
+    if head_pruning_ratio is None:
+        return ratio_dict
+    heads = _head_groups(groups)
+    if not heads:
+        raise ValueError(
+            "`head_pruning_ratio` is given, but the model has no prunable "
+            "attention-head group. Received: "
+            f"head_pruning_ratio={head_pruning_ratio!r}"
+        )
+    resolved = {name: float(head_pruning_ratio) for name in heads}
+    resolved.update(ratio_dict)
+    return resolved
+
+
+def _check_targets(pruning_ratio, flops, pruning_ratio_dict, head_ratio=None):
+    if head_ratio is not None:
+        check_fraction(head_ratio, "head_pruning_ratio")
+    if (
+        pruning_ratio is None
+        and flops is None
+        and not (pruning_ratio_dict)
+        and head_ratio is None
+    ):
         raise ValueError(
             "Pass a pruning target: `pruning_ratio`, `flops_pruning_ratio`, "
-            "`target_latency` or `pruning_ratio_dict`. Received: "
-            "pruning_ratio=None, "
-            "flops_pruning_ratio=None, pruning_ratio_dict=None"
+            "`target_latency`, `pruning_ratio_dict` or `head_pruning_ratio`. "
+            "Received: pruning_ratio=None, flops_pruning_ratio=None, "
+            "pruning_ratio_dict=None, head_pruning_ratio=None"
         )
     if pruning_ratio is not None:
         check_fraction(pruning_ratio, "pruning_ratio")

@@ -14,6 +14,7 @@ from keras_neuronprune.pruning._group_spec import group_from_config
 from keras_neuronprune.pruning._group_spec import group_to_config
 from keras_neuronprune.pruning._group_spec import targets_from_config
 from keras_neuronprune.pruning._group_spec import targets_to_config
+from keras_neuronprune.pruning._surgery import HEADS_TARGET
 from keras_neuronprune.schedules.base_pruning_schedule import (
     check_schedule_output,
 )
@@ -481,6 +482,8 @@ class StructuredPruningController(PruningController, keras.layers.Layer):
         layer = self._layer(model, path)
         if kind == "input":
             return layer.input_mask
+        if kind == HEADS_TARGET:
+            return layer.head_mask
         for name in ("output_mask", "channel_mask"):
             variable = getattr(layer, name, None)
             if isinstance(variable, keras.Variable):

@@ -98,8 +98,7 @@ class Rebuilder:
                 )
             elif self.mode == "zero" and _changes(in_keep):
                 weights = info.handler.zero_inputs(op, weights, in_keep)
-        with kg.trusted_deserialization():
-            new = op.__class__.from_config(config)
+        new = kg.rebuild_from_config(op, config)
         if weights is None:
             new_values = values
         else:

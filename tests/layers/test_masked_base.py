@@ -89,7 +89,10 @@ def test_exact_class_only_and_weight_masked_front():
     assert dict(old) == WEIGHT_MASKED
     with pytest.warns(DeprecationWarning, match="MASKED_LAYERS"):
         by_name = knp_layers.MASKED_LAYERS
-    assert by_name == {c.__name__: m for c, m in SUPPORTED.items()}
+    assert by_name == {
+        **{c.__name__: m for c, m in SUPPORTED.items()},
+        "MultiHeadAttention": knp_layers.MaskedMultiHeadAttention,
+    }
     for masked in WEIGHT_MASKED.values():
         assert issubclass(masked, sparse_layers.WeightMaskedMixin)
         assert issubclass(masked, knp_layers.MaskedLayerMixin)

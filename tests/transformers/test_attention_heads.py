@@ -267,11 +267,10 @@ def test_thin_transformer_saves_and_reloads(tmp_path):
 def test_prune_fit_strip_then_heads_one_shot_then_tflite(tmp_path):
     model = _transformer(blocks=1)
     heads = [g.name for g in knp.channel_groups(model) if "/heads" in g.name]
-    # Heads have no masked layer for training yet: they are left whole,
-    # with a warning, and the rest of the model is pruned.
-    with pytest.warns(UserWarning, match="Attention-head groups"):
-        warned = knp.prune_structured(model, pruning_ratio=0.5, criterion="l1")
-    assert not any("/heads" in g.name for g in warned.controller.groups)
+    # Heads are masked during training (MaskedMultiHeadAttention) and
+    # pruned with the rest of the model.
+    warned = knp.prune_structured(model, pruning_ratio=0.5, criterion="l1")
+    assert set(heads) <= {g.name for g in warned.controller.groups}
     pruned = knp.prune_structured(
         model, pruning_ratio=0.5, criterion="l1", ignored_layers=heads
     )
